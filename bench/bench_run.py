@@ -7,6 +7,7 @@ import os, sys, json, time, tempfile, argparse
 from pathlib import Path
 os.environ.setdefault('TQDM_DISABLE', '1'); os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 HERE = Path(__file__).resolve().parent
+if (HERE.parent.parent/'shared'/'weights').is_dir(): os.environ.setdefault('PINTAG_WEIGHTS_DIR', str(HERE.parent.parent/'shared'/'weights'))
 
 def main():
     p = argparse.ArgumentParser()

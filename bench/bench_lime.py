@@ -103,6 +103,7 @@ def main():
         for n, t in res['cpu_timing']['settings'].items():
             if n in res.get('settings', {}): res['settings'][n]['cpu_seconds_mean'] = t['cpu_seconds_mean']
         if res.get('settings'): res['chosen'] = choose(res['settings'])
+        res['library_default'] = {k: DEFAULTS[k] for k in ('segmentation', 'n_segments', 'num_samples', 'target')}
         write_json(a.out, res); print(f"chosen: {res.get('chosen')}; wrote {a.out}"); return
     t_stock = stock_lime_seconds(base.model, paths[:a.baseline_images], base.size)
     baseline_s = float(np.mean(t_stock))
@@ -144,7 +145,7 @@ def main():
                seconds=[round(t, 2) for t in t_stock], seconds_mean=round(baseline_s, 2)),
                target=dict(seconds=TARGET_SECONDS, stability=TARGET_STABILITY), settings=rows, chosen=chosen,
                choice_rule='fastest (CPU seconds if measured for every candidate, else wall seconds) with mean stability - standard error >= 0.8 and deletion AUC <= random',
-               library_default={k: DEFAULTS[k] for k in ('segmentation', 'n_segments', 'num_samples')},
+               library_default={k: DEFAULTS[k] for k in ('segmentation', 'n_segments', 'num_samples', 'target')},
                notes='seconds: the LIME explanation alone (segmentation + sampling + model calls + fit) for seed 0; seconds_trust: the 2 extra '
                      'seeds for stability, the deletion curves (LIME order and 3 random orders) and Grad-CAM. stability: mean pairwise '
                      'Jaccard of the top-5 pixel masks over seeds 0, 1, 2. deletion AUC: area under P(class) as superpixels are '

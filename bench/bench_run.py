@@ -1,4 +1,4 @@
-"""The main job on the full shared data: `pintag run` (train → evaluate → tag), timed stage by stage.
+"""The main job on the full shared data: `pintag run` (train → evaluate → sources held out → tag), timed stage by stage.
 
 Writes bench/results/run.json: test accuracy, per-class accuracy, feature-extraction img/s (cold embedding cache),
 head-training seconds, whole-run seconds, and the machine. Usage: python bench/bench_run.py [DATA] [--model NAME]
@@ -31,12 +31,14 @@ def main():
         n_feat = cfg['n_images']['train'] + cfg['n_images']['val']
         t = metrics['timing']
         result = dict(
-            benchmark='pintag run (train → evaluate → tag) on the full data, cold embedding cache',
+            benchmark='pintag run (train → evaluate → leave-one-source-out → tag) on the full data, cold embedding cache',
             data=a.data, model=res['model'], weights=cfg['weights'], n_images=cfg['n_images'],
             test_accuracy=res['test_accuracy'], per_class=res['per_class'],
             feature_images=n_feat, features_s=t['features_s'], features_img_per_s=n_feat/t['features_s'],
             head_train_s=t['head_train_s'], head_epochs=t['epochs_run'],
             evaluate_s=metrics['test']['seconds'], evaluate_img_per_s=metrics['test']['n']/metrics['test']['seconds'],
+            source_held_out=res.get('source_held_out'), unsure=res.get('unsure'),
+            loso_s=metrics.get('loso', {}).get('seconds'),
             whole_run_s=wall, targets=dict(test_accuracy='>= 0.97', whole_run_s='< 180'),
             machine=environment_info(), loadavg_before=load0, loadavg_after=os.getloadavg())
     (HERE/'results').mkdir(exist_ok=True)

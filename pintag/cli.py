@@ -52,10 +52,9 @@ def cmd_evaluate(a)->dict:
     if a.unseen: out['unseen'] = {k: ev.evaluate_folder(a.run, a.unseen)[k] for k in ('accuracy', 'n')}
     if a.cv: out['cv'] = {k: v for k, v in ev.cross_validate_run(a.run, folds=a.cv).items() if k in ('accuracy_mean', 'accuracy_std', 'folds')}
     if a.loso:
-        cfg = read_json(Path(a.run)/'config.json')
-        r = ev.leave_one_source_out(cfg['data'], cfg['base'])
-        ev.update_metrics(a.run, loso=r.to_dict())
+        r = ev.source_held_out_run(a.run)
         out['source_held_out'] = dict(accuracy=r.accuracy, balanced_accuracy=r.balanced_accuracy)
+    out['unsure'] = read_json(Path(a.run)/'metrics.json').get('unsure')
     if a.runtime: out['runtime'] = ev.run_runtime(a.run)
     if a.compare:
         df = ev.compare_runs([a.run] + a.compare)
@@ -68,36 +67,43 @@ def cmd_tag(a)->list:
     from tqdm.auto import tqdm
     files = _image_files(a.images)
     if not files: raise ValueError("no image files found in: " + ' '.join(a.images))
-    tagger = Tagger.from_run(a.run, unsure=a.unsure)
+    tagger = Tagger.from_run(a.run, unsure='auto' if a.unsure is None else a.unsure)
     out = []
-    for i in tqdm(range(0, len(files), 64), desc='tagging', unit='batch', disable=len(files) <= 64, file=sys.stderr):
+    for i in tqdm(range(0, len(files), 64), desc='tagging', unit='batch', file=sys.stderr, **(dict(disable=True) if len(files) <= 64 else {})):
         out += tagger.tag(files[i:i+64], top_k=a.top_k)
     return out
 
 # %% ../nbs/09_cli.ipynb #eb121042
 def cmd_run(a)->dict:
     from pintag.models import DEFAULT_MODEL, Tagger
-    from pintag.evaluate import evaluate
+    from pintag.evaluate import evaluate, source_held_out_run
     from pintag.data import read_json
     model = a.model or DEFAULT_MODEL
     run = train_any(model, a.data, a.out, seed=a.seed)
     res = evaluate(run)
+    cfg = read_json(Path(run)/'config.json')
+    if 'base' in cfg and (Path(cfg['data'])/'manifest.csv').exists(): source_held_out_run(run)  # calibrates the unsure threshold
     metrics = read_json(Path(run)/'metrics.json')
-    test = read_json(Path(run)/'config.json')['data']
     from pintag.data import load_dataset
-    examples = load_dataset(test).split('test').groupby('cls').head(1).head(a.examples)
+    examples = load_dataset(cfg['data']).split('test').groupby('cls').head(1).head(a.examples)
     tags = Tagger.from_run(run).tag(examples.path.tolist(), top_k=3)
     for t, c in zip(tags, examples.cls): t['true'] = c
     return dict(run=str(run), model=model, test_accuracy=res['accuracy'], n_test=res['n'],
                 per_class={c: round(v['accuracy'], 4) for c, v in res['per_class'].items()},
-                timing=metrics.get('timing', {}), confusion_png=str(Path(run)/'confusion_test.png'), examples=tags)
+                source_held_out={k: metrics['loso'][k] for k in ('accuracy', 'balanced_accuracy')} if 'loso' in metrics else None,
+                unsure=metrics.get('unsure'), timing=metrics.get('timing', {}),
+                confusion_png=str(Path(run)/'confusion_test.png'), examples=tags)
 
 def _print_run(r:dict):
     print(f"model {r['model']}: test accuracy {r['test_accuracy']:.1%} on {r['n_test']} images")
     for c, acc in r['per_class'].items(): print(f"  {c:<22} {acc:.1%}")
+    if r.get('source_held_out'):
+        print(f"each source held out in turn: {r['source_held_out']['accuracy']:.1%} (the figure for photos from new sources)")
+    if r.get('unsure'):
+        u = r['unsure']; print(f"tags below {u['threshold']:.0%} are flagged unsure (calibrated on {u['from']} predictions)")
     for t in r['examples']:
         tags = ', '.join(f'{c} {p:.0%}' for c, p in t['tags'])
-        print(f"  {Path(t['image']).name} (true: {t['true']}): {tags}")
+        print(f"  {Path(t['image']).name} (true: {t['true']}): {tags}" + (' (unsure)' if t.get('unsure') else ''))
     print(f"confusion matrix: {r['confusion_png']}")
     print(f"run folder: {r['run']}")
 
@@ -133,7 +139,8 @@ def make_parser()->argparse.ArgumentParser:
     e.add_argument('--compare', nargs='+', metavar='RUN', default=[], help='other runs for the comparison table')
     g = sub.add_parser('tag', help='tag images or folders with a run')
     g.add_argument('run'); g.add_argument('images', nargs='+')
-    g.add_argument('--top-k', type=int, default=3); g.add_argument('--unsure', type=float, default=None, help='flag tags below this probability')
+    g.add_argument('--top-k', type=int, default=3)
+    g.add_argument('--unsure', type=float, default=None, help="flag tags below this probability (default: the run's threshold, calibrated on held-out data; 0: never)")
     for s in (r, t, e, g): s.add_argument('--json', action='store_true', help='print JSON')
     for name in DELEGATED: sub.add_parser(name, help=f'see: pintag {name} --help', add_help=False)
     return p

@@ -521,7 +521,7 @@ def collect_pins(pins, # pin objects, e.g. from `board_pins`
     "Add every pin to the collection, counting new, skipped, duplicate and failed pins; one pin's failure does not stop the rest"
     category = check_category(category)
     summary = {'new': 0, 'skipped': 0, 'duplicate': 0, 'failed': 0, 'failures': {}, 'errors': []}
-    with tqdm(pins, total=total, desc=f'collect {category}', unit='pin', file=sys.stderr, disable=not progress) as bar:
+    with tqdm(pins, total=total, desc=f'collect {category}', unit='pin', file=sys.stderr, **({} if progress else dict(disable=True))) as bar:
         for pin in bar:
             try: summary[collector.add(pin, category)] += 1
             except (PinError, RetryError, requests.RequestException) as e:

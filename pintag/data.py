@@ -6,6 +6,7 @@
 from __future__ import annotations
 import os, json, hashlib, tempfile, warnings, shutil, csv, datetime, platform
 from pathlib import Path
+from typing import Callable
 from dataclasses import dataclass, field
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np, pandas as pd
@@ -118,9 +119,11 @@ def to_rgb(im:Image.Image)->Image.Image:
 
 def load_image(path:str|Path, # image file
                size:tuple|None=None, # (height, width) to resize to, or None to keep
+               transform:Callable|None=None, # Pillow RGB image -> image, applied before resizing (an augmented view)
               )->np.ndarray:
     "Read an image as an RGB `uint8` array of shape (h, w, 3)."
     with Image.open(path) as im: im = to_rgb(im)
+    if transform is not None: im = transform(im)
     if size is not None: im = im.resize((size[1], size[0]), Image.BILINEAR, reducing_gap=3.0)
     return np.asarray(im, dtype=np.uint8)
 
@@ -235,11 +238,12 @@ def image_dataset(paths:list, # image files
                   size:tuple, # (height, width) the model expects
                   labels:list|None=None, # optional integer labels
                   batch_size:int=32, # images per batch
+                  transform:Callable|None=None, # see `load_image`
                  ):
     "A batched, prefetched `tf.data.Dataset` of float32 RGB images in [0, 255] (and labels)."
     import tensorflow as tf
     h, w = size
-    def _load(p): return load_image(p.decode() if isinstance(p, bytes) else p, (h, w)).astype(np.float32)
+    def _load(p): return load_image(p.decode() if isinstance(p, bytes) else p, (h, w), transform).astype(np.float32)
     def _tf_load(p):
         x = tf.numpy_function(_load, [p], tf.float32); x.set_shape((h, w, 3)); return x
     ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
@@ -274,13 +278,14 @@ def predict_batches(model:keras.Model, # any Keras model taking images
                     paths:list, # image files
                     batch_size:int=32, # images per forward pass
                     desc:str|None=None, # progress bar label; None for no bar
+                    transform:Callable|None=None, # see `load_image`
                    )->np.ndarray:
     "Run `model(x, training=False)` over image files in batches, inside a `tf.function`."
     import tensorflow as tf
     from tqdm.auto import tqdm
     size = tuple(model.input_shape[1:3])
     fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True, autograph=False)
-    out = [fn(x).numpy() for x in tqdm(image_dataset(paths, size, batch_size=batch_size), desc=desc, disable=desc is None,
+    out = [fn(x).numpy() for x in tqdm(image_dataset(paths, size, batch_size=batch_size, transform=transform), desc=desc, **({} if desc else dict(disable=True)),  # TQDM_DISABLE=1 silences it
                                       total=-(-len(paths)//batch_size), unit='batch')]
     return np.concatenate(out) if out else np.zeros((0,) + tuple(model.output_shape[1:]), np.float32)
 

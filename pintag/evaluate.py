@@ -16,15 +16,16 @@ from tqdm.auto import tqdm
 from .data import (load_dataset, scan_dataset, load_image, read_json, write_json, atomic_write_bytes,
                          environment_info, Scan, SAMPLE_DIR, IMAGE_EXTS)
 from .models import (Tagger, build_base, build_head, build_model, train_head, resolve_weights,
-                           EmbeddingCache, extract_features)
+                           EmbeddingCache, extract_features, standardiser, PRIOR_COLUMNS)
 
 # %% auto #0
-__all__ = ['load_predictor', 'update_metrics', 'classification_metrics', 'plot_confusion', 'confused_pairs', 'calibration',
-           'plot_reliability', 'pick_unsure_threshold', 'predictions_table', 'top_losses', 'plot_gallery',
-           'plot_confused_examples', 'evaluate', 'evaluate_folder', 'per_class_table', 'embeddings', 'fit_logreg',
-           'fit_mlp', 'cross_validate', 'run_head_fitter', 'cross_validate_run', 'source_group', 'image_sources',
-           'SourceHeldOut', 'leave_one_source_out', 'time_predictions', 'model_runtime', 'runtime_table', 'run_runtime',
-           'compare_runs', 'markdown_table', 'plot_comparison']
+__all__ = ['UNSURE_SOURCES', 'load_predictor', 'update_metrics', 'classification_metrics', 'plot_confusion', 'confused_pairs',
+           'calibration', 'plot_reliability', 'pick_unsure_threshold', 'predictions_table', 'top_losses',
+           'plot_gallery', 'plot_confused_examples', 'set_unsure', 'evaluate', 'evaluate_folder', 'per_class_table',
+           'embeddings', 'fit_logreg', 'fit_mlp', 'cross_validate', 'run_head_fitter', 'cross_validate_run',
+           'source_group', 'image_sources', 'SourceHeldOut', 'leave_one_source_out', 'source_held_out_run',
+           'held_out_table', 'time_predictions', 'model_runtime', 'runtime_table', 'run_runtime', 'compare_runs',
+           'markdown_table', 'plot_comparison']
 
 # %% ../nbs/07_evaluate.ipynb #8054c150
 def load_predictor(run:str|Path):
@@ -209,6 +210,19 @@ def plot_confused_examples(preds:pd.DataFrame, # from `predictions_table`
     return fig
 
 # %% ../nbs/07_evaluate.ipynb #6efea094
+UNSURE_SOURCES = ('test', 'loso', 'unseen')  # held-out predictions a run's unsure threshold may come from, least to most like a user's photos
+
+def set_unsure(run:str|Path, # run folder
+               unsure:dict, # from `pick_unsure_threshold`
+               source:str, # one of `UNSURE_SOURCES`
+              )->dict|None:
+    "Make `unsure` the run's threshold (`metrics['unsure']`) unless it already comes from held-out data more like a user's photos."
+    if source not in UNSURE_SOURCES: raise ValueError(f"unknown unsure source {source!r}; one of {', '.join(UNSURE_SOURCES)}")
+    path = Path(run)/'metrics.json'
+    current = (read_json(path) if path.exists() else {}).get('unsure', {}).get('from', 'test')
+    if UNSURE_SOURCES.index(source) < UNSURE_SOURCES.index(current): return None
+    return update_metrics(run, unsure={**unsure, 'from': source})['unsure']
+
 def _score(run:Path, items:pd.DataFrame, key:str, data:str, figures:bool, unsure_target:float)->dict:
     "Predict `items` with the run, compute every figure, save plots and predictions, merge into metrics.json."
     cfg = read_json(run/'config.json'); pred = load_predictor(run)
@@ -230,9 +244,8 @@ def _score(run:Path, items:pd.DataFrame, key:str, data:str, figures:bool, unsure
         plot_gallery(top_losses(preds, 12), path=run/f'top_losses_{key}.png', title=f'{name}: most confidently wrong')
         fig = plot_confused_examples(preds, path=run/f'confused_{key}.png', title=f'{name}: most-confused classes')
         res['figures'] = [f'{k}_{key}.png' for k in ('confusion', 'reliability', 'top_losses', 'confused') if (run/f'{k}_{key}.png').exists()]
-    metrics = update_metrics(run, **{key: res})
-    held = 'unseen' if 'unseen' in metrics else 'test' if 'test' in metrics else None
-    if held and key in ('unseen', 'test'): update_metrics(run, unsure={**metrics[held]['unsure'], 'from': held})
+    update_metrics(run, **{key: res})
+    if key in UNSURE_SOURCES: set_unsure(run, res['unsure'], key)
     return res
 
 def evaluate(run:str|Path, # run folder
@@ -266,13 +279,14 @@ def embeddings(items:pd.DataFrame, # rows with `path` and `sha256`
                base:str|list|Callable='mobilenet', # a base, several bases (concatenated), or a function items -> array
                weights:str|None='auto', # see `resolve_weights`
                batch_size:int=32, # images per forward pass for uncached images
+               view:str|None=None, # an augmented view of each image (a key of `pintag.models.VIEWS`)
               )->np.ndarray:
     "Cached embeddings of `items`; the base is only loaded when some are missing from the cache."
-    if callable(base): return np.asarray(base(items))
-    if not isinstance(base, str): return np.concatenate([embeddings(items, b, weights, batch_size) for b in base], axis=1)
-    cache = EmbeddingCache(base, resolve_weights(base, weights) or 'none (random init)')
+    if callable(base): return np.asarray(base(items) if view is None else base(items, view))
+    if not isinstance(base, str): return np.concatenate([embeddings(items, b, weights, batch_size, view) for b in base], axis=1)
+    cache = EmbeddingCache(base, resolve_weights(base, weights) or 'none (random init)', view=view)
     if not cache.missing(items.sha256.tolist()): return cache.get(items.sha256.tolist())
-    return extract_features(build_base(base, weights), items, base, batch_size, cache=cache)
+    return extract_features(build_base(base, weights), items, base, batch_size, cache=cache, view=view)
 
 def _full_width(proba:np.ndarray, seen:np.ndarray, n_classes:int)->np.ndarray:
     "Probabilities over all classes from a model that saw only the classes `seen`."
@@ -282,17 +296,20 @@ def _full_width(proba:np.ndarray, seen:np.ndarray, n_classes:int)->np.ndarray:
 def fit_logreg(C:float=1.0, # inverse regularisation strength
                class_weight:str|dict|None=None, # e.g. 'balanced'
                max_iter:int=3000, # solver iterations
+               prior_weight:float|None=None, # weight of the last `PRIOR_COLUMNS` columns (a `prior` base's category prior)
               )->Callable:
-    "A head fitter: logistic regression on standardised embeddings."
+    "A head fitter: logistic regression on standardised embeddings, as `fit_linear_head` fits a run's linear head."
     from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.pipeline import make_pipeline
+    from threadpoolctl import threadpool_limits
     def fit(X, y, n_classes, seed=0):
         seen = np.unique(y)
         if len(seen) == 1: return lambda Xn: _full_width(np.ones((len(Xn), 1)), seen, n_classes)
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter, random_state=seed)).fit(X, y)
-        return lambda Xn: _full_width(clf.predict_proba(Xn), clf.classes_, n_classes)
-    fit.label = f'logreg(C={C}' + (f', class_weight={class_weight}' if class_weight else '') + ')'
+        w = None if prior_weight is None else np.r_[np.ones(X.shape[1] - PRIOR_COLUMNS), np.full(PRIOR_COLUMNS, prior_weight)]
+        mu, sd = standardiser(X, w)
+        with threadpool_limits(1):  # small problems: threaded BLAS only adds contention
+            clf = LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter, random_state=seed).fit((X - mu)/sd, y)
+        return lambda Xn: _full_width(clf.predict_proba((np.asarray(Xn) - mu)/sd), clf.classes_, n_classes)
+    fit.label = f'logreg(C={C}' + (f', class_weight={class_weight}' if class_weight else '') + (f', prior_weight={prior_weight}' if prior_weight else '') + ')'
     return fit
 
 def fit_mlp(hidden:tuple=(512, 128), # ReLU dense layers; () for a linear softmax head
@@ -349,7 +366,7 @@ def cross_validate(data:str|Path|Scan|None=None, # dataset folder (or a loaded `
 def run_head_fitter(cfg:dict, # a transfer run's config.json
                    )->Callable:
     "A head fitter like the run's own head: `fit_logreg` with its `C` for a linear head, else `fit_mlp` with its shape and training settings."
-    if cfg.get('head') == 'linear': return fit_logreg(C=cfg.get('C', 1.0))
+    if cfg.get('head') == 'linear': return fit_logreg(C=cfg.get('C', 1.0), class_weight=cfg.get('class_weight'), prior_weight=cfg.get('prior_weight'))
     return fit_mlp(tuple(cfg.get('hidden', (512, 128))), cfg.get('dropout', 0.3), cfg.get('lr', 1e-3), cfg.get('epochs', 60), cfg.get('batch_size', 32))
 
 def cross_validate_run(run:str|Path, # a transfer run folder
@@ -459,6 +476,7 @@ def leave_one_source_out(data:str|Path|Scan|None=None, # dataset folder (or a lo
                          seed:int=0, # split and head initialisation
                          weights:str|None='auto', # see `resolve_weights`
                          split:str='test', # the usual split reported beside
+                         train_views:tuple=(), # augmented views the head also trains on (keys of `pintag.models.VIEWS`), as a run's `train_views`
                         )->SourceHeldOut:
     "Hold out each source group in turn: fit a head on every other image's cached embedding, predict the held-out images."
     ds = data if isinstance(data, Scan) else load_dataset(data, seed=seed)
@@ -467,18 +485,44 @@ def leave_one_source_out(data:str|Path|Scan|None=None, # dataset folder (or a lo
     if len(set(src)) < 2: raise ValueError(f"{ds.root}: only one source group ({src[0]}); nothing to hold out")
     t0 = time.perf_counter()
     X = embeddings(items, base, weights); y = items.cls.map(classes.index).values
+    Xv = [embeddings(items, base, weights, view=v) for v in train_views]
+    def fit_on(rows): return fit(np.concatenate([X[rows]] + [V[rows] for V in Xv]), np.tile(y[rows], 1 + len(Xv)), len(classes), seed)
     pred, conf = np.zeros(len(y), int), np.zeros(len(y))
     for g in tqdm(sorted(set(src)), desc='sources'):
         held = src == g
-        p = fit(X[~held], y[~held], len(classes), seed)(X[held])
+        p = fit_on(~held)(X[held])
         pred[held], conf[held] = p.argmax(1), p.max(1)
     te = (items.split == split).values
     if not te.any() or te.all(): raise ValueError(f"{ds.root}: split {split!r} must hold some but not all images")
-    sp = fit(X[~te], y[~te], len(classes), seed)(X[te]).argmax(1)
+    sp = fit_on(~te)(X[te]).argmax(1)
     preds = pd.DataFrame(dict(path=items.path, cls=items.cls, source=src, split=items.split, predicted=[classes[i] for i in pred],
                               confidence=conf, correct=pred == y))
     label = base if isinstance(base, str) else '+'.join(base) if isinstance(base, (list, tuple)) else getattr(base, '__name__', 'custom')
     return SourceHeldOut(preds, classes, classification_metrics(y[te], sp, classes), label, getattr(fit, 'label', 'custom'), time.perf_counter() - t0)
+
+# %% ../nbs/07_evaluate.ipynb #b32feabf
+def source_held_out_run(run:str|Path, # a transfer run folder
+                        data:str|Path|None=None, # default: the run's dataset (needs manifest.csv)
+                        unsure_target:float=0.9, # see `pick_unsure_threshold`
+                       )->SourceHeldOut:
+    "Leave-one-source-out with the run's base and head; merged into `metrics.json` as `loso`, its confidences set the unsure threshold."
+    run = Path(run); cfg = read_json(run/'config.json')
+    if 'base' not in cfg: raise ValueError(f"{run} is a {cfg.get('kind', 'non-transfer')} run; leave-one-source-out on embeddings needs a transfer run (config 'base')")
+    w = cfg.get('weights', 'auto'); w = None if str(w).startswith('none') else w
+    r = leave_one_source_out(data or cfg['data'], cfg['base'], run_head_fitter(cfg), seed=cfg.get('seed', 0), weights=w,
+                             train_views=tuple(cfg.get('train_views', ())))
+    p = r.predictions
+    update_metrics(run, loso=r.to_dict())
+    set_unsure(run, pick_unsure_threshold(p.confidence, p.correct, unsure_target), 'loso')
+    return r
+
+# %% ../nbs/07_evaluate.ipynb #1b855216
+def held_out_table(candidates:dict, # label -> `SourceHeldOut.to_dict()`, as in bench/results/generalise.json
+                  )->pd.DataFrame:
+    "One row per candidate: usual-split, source-held-out and balanced held-out accuracy, then held-out accuracy per class; best held-out first."
+    rows = [dict(candidate=k, split=c['split_accuracy'], held_out=c['accuracy'], balanced=c['balanced_accuracy'],
+                 **{r['cls']: r['accuracy'] for r in c['per_class']}) for k, c in candidates.items()]
+    return pd.DataFrame(rows).set_index('candidate').sort_values('held_out', ascending=False)
 
 # %% ../nbs/07_evaluate.ipynb #f4443620
 def time_predictions(predict:Callable, # takes a batch (list or array), returns predictions

@@ -4,20 +4,22 @@
 
 # %% ../nbs/06_models.ipynb #2dfb0f93
 from __future__ import annotations
-import os, sys, time, shutil, hashlib, datetime, warnings
+import os, sys, json, time, shutil, hashlib, datetime, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np, pandas as pd
 import keras, tensorflow as tf
+from PIL import Image, ImageOps
 from .data import (load_dataset, load_image, image_dataset, atomic_write_bytes, write_json, read_json,
                          new_run_dir, finish_run, environment_info, predict_batches)
 
 # %% auto #0
-__all__ = ['BASES', 'DEFAULT_MODEL', 'resolve_weights', 'LogProbability', 'ImagePreprocess', 'build_base', 'build_head',
-           'build_model', 'build_mobilenet', 'cache_dir', 'weights_tag', 'EmbeddingCache', 'extract_features',
-           'embed_splits', 'train_head', 'fit_linear_head', 'unfreeze_top', 'fine_tune', 'plot_history', 'train',
-           'load_run_model', 'Tagger', 'build_vgg16', 'build_resnet50', 'build_inceptionv3', 'build_mobilenetv2',
-           'grid_search']
+__all__ = ['BASES', 'DEFAULT_MODEL', 'IMAGENET_CATEGORIES', 'PRIOR_COLUMNS', 'VIEWS', 'resolve_weights', 'LogProbability',
+           'ImagePreprocess', 'CategoryPrior', 'build_base', 'build_head', 'build_model', 'build_mobilenet',
+           'cache_dir', 'weights_tag', 'EmbeddingCache', 'zoom_out', 'extract_features', 'embed_splits', 'train_head',
+           'standardiser', 'head_column_weights', 'fit_linear_head', 'unfreeze_top', 'fine_tune', 'plot_history',
+           'train', 'load_run_model', 'Tagger', 'build_vgg16', 'build_resnet50', 'build_inceptionv3',
+           'build_mobilenetv2', 'grid_search']
 
 # %% ../nbs/06_models.ipynb #623ca9b3
 BASES = {
@@ -36,7 +38,9 @@ BASES = {
 }
 BASES['mobilenet_top'] = dict(BASES['mobilenet'], file='mobilenet_1_0_224_tf.h5', top=True,  # MobileNet's own 1,000 ImageNet classes
                               head='linear', class_weight='balanced', Cs=(0.003, 0.01, 0.03))
-DEFAULT_MODEL = 'mobilenet_top'  # what `pintag run` and `pintag train` use without --model: best when sources are held out
+BASES['mobilenet_prior'] = dict(BASES['mobilenet_top'], prior=True, prior_weight=3.0, Cs=(0.003,),  # + the ImageNet mass of each category
+                                train_views=('zoom_out',))  # the head also learns from zoomed-out copies of the training images
+DEFAULT_MODEL = 'mobilenet_prior'  # what `pintag run` and `pintag train` use without --model: best when sources are held out
 
 def resolve_weights(base:str, # a key of `BASES`
                     weights:str|None='auto', # 'auto', 'imagenet', a file path, or None for random init
@@ -75,18 +79,72 @@ class ImagePreprocess(keras.layers.Layer):
         return x
     def get_config(self): return {**super().get_config(), 'mode': self.mode}
 
+# %% ../nbs/06_models.ipynb #c9dfe133
+def _span(a:int, b:int)->list: return list(range(a, b+1))
+
+IMAGENET_CATEGORIES = {  # ImageNet class index (Keras order) → Pinterest category; any class not listed is 'other'
+    'animals': _span(0, 397),
+    'fashion': [399, 400, 411, 414, 439, 443, 445, 451, 452, 457, 459, 464, 474, 496, 501, 502, 514, 515, 531, 551,
+        552, 568, 578, 584, 585, 601, 608, 610, 614, 617, 629, 630, 631, 636, 638, 639, 652, 655,
+        658, 679, 689, 697, 711, 735, 748, 774, 775, 788, 806, 808, 824, 834, 836, 837, 838, 841,
+        842, 869, 885, 887, 893, 903, 906, 911, 982],
+    'food_drink': [415, 440, 441, 467, 473, 503, 504, 505, 509, 512, 521, 550, 567, 572, 582, 618, 647, 659, 725, 729,
+        737, 762, 766, 773, 809, 813, 828, 849, 859, 868, 891, 898, 899, 901, 907, 909, 910, 987] +
+        _span(923, 957) + _span(959, 969),
+    'home_decor': [409, 421, 423, 431, 434, 435, 453, 470, 492, 493, 495, 516, 520, 526, 532, 534, 539, 545, 548, 556,
+        559, 564, 579, 598, 619, 648, 651, 687, 700, 703, 706, 721, 741, 750, 753, 760, 765, 789,
+        794, 799, 804, 811, 827, 831, 846, 851, 854, 857, 861, 876, 881, 883, 892, 894, 896, 897,
+        904, 905, 999],
+    'plants_garden': [428, 448, 580, 621, 716, 738, 756, 792, 912, 958, 984, 985, 986] + _span(988, 998),
+    'sports': [416, 422, 429, 430, 433, 450, 518, 522, 543, 560, 574, 602, 615, 693, 701, 702, 722, 746, 747, 752,
+        768, 770, 781, 795, 796, 801, 805, 852, 890, 981, 983],
+    'travel_architecture': [406, 410, 417, 425, 437, 442, 449, 460, 483, 497, 498, 500, 525, 536, 538, 540, 562, 576, 624, 634,
+        649, 663, 668, 672, 682, 698, 708, 718, 727, 743, 755, 821, 825, 832, 835, 839, 853, 858,
+        863, 873, 884, 888, 900, 915, 919, 920] + _span(970, 980),
+    'vehicles': [403, 404, 405, 407, 408, 436, 444, 466, 468, 472, 475, 479, 484, 510, 511, 535, 547, 554, 555, 561,
+        565, 569, 573, 575, 581, 586, 595, 603, 609, 612, 625, 627, 628, 654, 656, 660, 661, 665,
+        670, 671, 675, 690, 694, 705, 717, 734, 751, 757, 779, 780, 785, 802, 803, 812, 814, 817,
+        820, 829, 833, 847, 856, 864, 866, 867, 870, 871, 874, 880, 895, 908, 913, 914],}
+
+@keras.saving.register_keras_serializable(package='pintag')
+class CategoryPrior(keras.layers.Layer):
+    "ImageNet probabilities → their logs (as `LogProbability`), then the log of the mass on each category's classes and on all other classes."
+    def __init__(self, groups:dict|None=None, # category -> ImageNet class indices; default `IMAGENET_CATEGORIES`
+                 eps:float=1e-6, # added to each probability before its log, as in `LogProbability`
+                 mass_eps:float=1e-4, # added to each category's mass: a floor, so that mass the network barely gives a category is not read as evidence
+                 **kw):
+        super().__init__(**kw)
+        self.groups, self.eps, self.mass_eps = {k: [int(i) for i in v] for k, v in (groups or IMAGENET_CATEGORIES).items()}, eps, mass_eps
+        m = np.zeros((1000, len(self.groups) + 1), 'float32')
+        for j, idx in enumerate(self.groups.values()): m[idx, j] = 1
+        m[m.sum(1) == 0, -1] = 1
+        if (m.sum(1) != 1).any(): raise ValueError("an ImageNet class is in more than one category")
+        self.matrix = m
+    @property
+    def names(self)->list: return list(self.groups) + ['other']
+    def call(self, p):
+        mass = keras.ops.matmul(p, keras.ops.convert_to_tensor(self.matrix))
+        return keras.ops.concatenate([keras.ops.log(p + self.eps), keras.ops.log(mass + self.mass_eps)], axis=-1)
+    def get_config(self): return {**super().get_config(), 'groups': self.groups, 'eps': self.eps, 'mass_eps': self.mass_eps}
+    def fingerprint(self)->str:
+        "A short hash of what this layer computes, for embedding cache keys."
+        return hashlib.sha256(json.dumps([self.groups, self.eps, self.mass_eps]).encode()).hexdigest()[:8]
+
+PRIOR_COLUMNS = len(IMAGENET_CATEGORIES) + 1  # the prior's columns, last in a `prior` base's features
+
 # %% ../nbs/06_models.ipynb #21880f30
 def build_base(base:str, # a key of `BASES`
                weights:str|None='auto', # see `resolve_weights`
               )->keras.Model:
-    "The frozen feature extractor: preprocessing + ImageNet base + global average pooling."
+    "The frozen feature extractor: preprocessing + ImageNet base + global average pooling (or its ImageNet log-probabilities, and the category prior)."
     w = resolve_weights(base, weights); spec = BASES[base]
     top = spec.get('top', False)
     net = getattr(keras.applications, spec['app'])(include_top=top, weights=w, input_shape=(spec['size'], spec['size'], 3), **({} if top else dict(pooling='avg')))
     net.trainable = False
     inp = keras.Input((spec['size'], spec['size'], 3), name='image')
     x = net(ImagePreprocess(spec['preprocess'])(inp))
-    features = keras.Model(inp, LogProbability()(x) if top else x, name='features')
+    if top: x = CategoryPrior()(x) if spec.get('prior') else LogProbability()(x)
+    features = keras.Model(inp, x, name='features')
     features.weights_used = w or 'none (random init)'
     return features
 
@@ -137,8 +195,11 @@ def weights_tag(weights:str|None)->str|None:
 
 class EmbeddingCache:
     "Embeddings on disk keyed by image SHA-256, one file per (base, weights)."
-    def __init__(self, base:str, weights:str|None, root:Path|None=None):
+    def __init__(self, base:str, weights:str|None, root:Path|None=None,
+                 view:str|None=None): # an augmented view of the images (a key of `VIEWS`), cached apart
         tag = weights_tag(weights)
+        if BASES.get(base, {}).get('prior'): base = f'{base}-{CategoryPrior().fingerprint()}'  # a changed prior is a new cache
+        if view: base = f'{base}@{view}'
         self.path = None if tag is None else (root or cache_dir())/'features'/f'{base}--{tag}.npz'
         self.store = {}
         if self.path and self.path.exists():
@@ -154,18 +215,32 @@ class EmbeddingCache:
         atomic_write_bytes(self.path, buf.getvalue())
 
 # %% ../nbs/06_models.ipynb #1f760c7e
+def zoom_out(im:Image.Image, # an RGB image
+             scale:float=0.7, # its new size, as a share of the old
+            )->Image.Image:
+    "The image shrunk and centred on ImageNet-mean grey, same size: its subject smaller in the frame, as in a wide shot."
+    w, h = im.size
+    small = im.resize((max(1, round(w*scale)), max(1, round(h*scale))), Image.BILINEAR)
+    out = Image.new('RGB', (w, h), (124, 116, 104)); out.paste(small, ((w - small.size[0])//2, (h - small.size[1])//2))
+    return out
+
+VIEWS = {'zoom_out': zoom_out, 'flip': ImageOps.mirror}  # augmented views that training may add (`BASES[...]['train_views']`)
+
 def extract_features(features:keras.Model, # a model from `build_base`
                      items:pd.DataFrame, # rows with `path` and `sha256`
                      base:str, # base name, for the cache key
                      batch_size:int=32, # images per forward pass
-                     cache:EmbeddingCache|None=None, # default: the on-disk cache for this base and weights
+                     cache:EmbeddingCache|None=None, # default: the on-disk cache for this base, weights and view
+                     view:str|None=None, # embed this augmented view of each image (a key of `VIEWS`)
                     )->np.ndarray:
     "Embeddings for `items`, running the base only on images not already cached."
-    if cache is None: cache = EmbeddingCache(base, features.weights_used)
+    if view is not None and view not in VIEWS: raise ValueError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
+    if cache is None: cache = EmbeddingCache(base, features.weights_used, view=view)
     todo = cache.missing(items.sha256.tolist())
     if todo:
         first = items.drop_duplicates('sha256').set_index('sha256').loc[todo]
-        cache.add(todo, predict_batches(features, first.path.tolist(), batch_size, desc=f'{base} features'))
+        cache.add(todo, predict_batches(features, first.path.tolist(), batch_size, desc=f'{base} features' + (f' ({view})' if view else ''),
+                                        transform=VIEWS[view] if view else None))
         cache.save()
     return cache.get(items.sha256.tolist())
 
@@ -206,12 +281,31 @@ def train_head(head:keras.Model, # from `build_head`, or `model.get_layer('head'
     return {k: [float(v) for v in vs] for k, vs in h.history.items()}
 
 # %% ../nbs/06_models.ipynb #e2c78f6e
+def standardiser(X:np.ndarray, # training embeddings, (n, d)
+                 column_weights:np.ndarray|None=None, # per column: its standardised value is multiplied by this
+                )->tuple:
+    "(mu, sd) such that `(X - mu)/sd` is standardised, each column then scaled by its weight."
+    mu, sd = X.mean(0), X.std(0) + 1e-6
+    if column_weights is None: return mu, sd
+    w = np.asarray(column_weights, float)
+    if w.shape != sd.shape or (w <= 0).any(): raise ValueError(f"column_weights must be {sd.shape[0]} positive numbers, got shape {w.shape}")
+    return mu, sd/w
+
+def head_column_weights(base:str, # a key of `BASES`
+                        n_features:int, # its embedding size
+                       )->np.ndarray|None:
+    "Column weights for a base's linear head: the category-prior columns of a `prior` base weigh `prior_weight`, the rest 1."
+    spec = BASES[base]
+    if not spec.get('prior'): return None
+    return np.r_[np.ones(n_features - PRIOR_COLUMNS), np.full(PRIOR_COLUMNS, spec['prior_weight'])]
+
 def fit_linear_head(head:keras.Model, # from `build_head(..., hidden=())`: one softmax layer
                     X_train:np.ndarray, y_train:np.ndarray, # embeddings and integer labels
                     X_val:np.ndarray, y_val:np.ndarray, # validation embeddings and labels
                     Cs:tuple=(0.01, 0.1, 1.0), # inverse regularisation strengths to try
                     max_iter:int=1000, # L-BFGS iterations
                     class_weight:str|None=None, # 'balanced' weighs classes inversely to their frequency
+                    column_weights:np.ndarray|None=None, # per embedding column, times its standardised value: > 1 penalises it less
                    )->dict:
     "Fit logistic regression on the embeddings, choose `C` on val, write it into `head`; return the search."
     from sklearn.linear_model import LogisticRegression
@@ -221,7 +315,7 @@ def fit_linear_head(head:keras.Model, # from `build_head(..., hidden=())`: one s
     n_classes = head.output_shape[-1]
     missing = sorted(set(range(n_classes)) - set(np.unique(y_train).tolist()))
     if missing: raise ValueError(f"classes {missing} have no training images")
-    mu, sd = X_train.mean(0), X_train.std(0) + 1e-6
+    mu, sd = standardiser(X_train, column_weights)
     fits, val_acc = {}, {}
     with threadpool_limits(1):  # small problems: threaded BLAS only adds contention
         for C in Cs:
@@ -351,10 +445,15 @@ def train(data:str|Path|None=None, # dataset folder; default `data_root()`
         warnings.warn(f"{model} runs with random weights (weights=None): its figures are not ImageNet transfer learning")
     t0 = time.perf_counter()
     emb = embed_splits(fused.get_layer('features'), ds, model, ('train', 'val', 'test') if fine_tune else ('train', 'val'))
+    views = BASES[model].get('train_views', ())
+    X_tr, y_tr = emb['train']  # plus augmented views of the training images, when the base asks for them
+    X_tr = np.concatenate([X_tr] + [extract_features(fused.get_layer('features'), ds.split('train'), model, view=v) for v in views])
+    y_tr = np.tile(y_tr, 1 + len(views))
     t_feat = time.perf_counter() - t0
     t0 = time.perf_counter()
-    if head == 'mlp': hist = train_head(fused.get_layer('head'), *emb['train'], *emb['val'], epochs, batch_size, progress=progress)
-    else: hist = fit_linear_head(fused.get_layer('head'), *emb['train'], *emb['val'], **{k: BASES[model][k] for k in ('Cs', 'class_weight') if k in BASES[model]})
+    if head == 'mlp': hist = train_head(fused.get_layer('head'), X_tr, y_tr, *emb['val'], epochs, batch_size, progress=progress)
+    else: hist = fit_linear_head(fused.get_layer('head'), X_tr, y_tr, *emb['val'], column_weights=head_column_weights(model, X_tr.shape[1]),
+                                 **{k: BASES[model][k] for k in ('Cs', 'class_weight') if k in BASES[model]})
     t_head = time.perf_counter() - t0
     val_acc = _accuracy(fused.get_layer('head')(emb['val'][0], training=False), emb['val'][1])
     metrics = dict(timing=dict(features_s=t_feat, head_train_s=t_head, epochs_run=len(hist.get('loss', []))), val_accuracy=val_acc)
@@ -375,7 +474,8 @@ def train(data:str|Path|None=None, # dataset folder; default `data_root()`
         kind='transfer', format='keras', model=model, base=model, input_size=[BASES[model]['size']]*2,
         weights=fused.weights_used, head=head, epochs=epochs, batch_size=batch_size, lr=lr,
         hidden=list(hidden) if head == 'mlp' else [], dropout=dropout if head == 'mlp' else 0.0,
-        **(dict(C=hist['best_C']) if head == 'linear' else {}),
+        **(dict(C=hist['best_C'], class_weight=BASES[model].get('class_weight'), prior_weight=BASES[model].get('prior_weight')) if head == 'linear' else {}),
+        train_views=list(views),
         fine_tune=fine_tune, **(dict(fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
                                      fine_tune_after=fine_tune_after or BASES[model]['tune_after']) if fine_tune else {}),
         val_frac=val_frac, seed=seed, data=str(ds.root), data_hash=hashlib.sha256(''.join(sorted(ds.items.sha256)).encode()).hexdigest()[:16],
@@ -399,7 +499,7 @@ class Tagger:
                  batch_size:int=32, # images per forward pass
                  workers:int|None=None, # image-reading threads; default min(4, CPUs)
                 ):
-        if unsure is not None and not 0 < unsure <= 1: raise ValueError(f"unsure threshold must be in (0, 1], got {unsure}")
+        if unsure is not None and not 0 <= unsure <= 1: raise ValueError(f"unsure threshold must be in [0, 1], got {unsure}")
         if model.output_shape[-1] != len(classes): raise ValueError(f"model has {model.output_shape[-1]} outputs for {len(classes)} classes")
         self.model, self.classes, self.unsure, self.batch_size = model, list(classes), unsure, batch_size
         self.workers = workers or min(4, os.cpu_count() or 1)
@@ -408,8 +508,13 @@ class Tagger:
         self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec], autograph=False)
 
     @classmethod
-    def from_run(cls, run:str|Path, unsure:float|None=None, batch_size:int=32):
+    def from_run(cls, run:str|Path, # run folder
+                 unsure:float|str|None='auto', # 'auto': the run's threshold calibrated on held-out data (`metrics.json`), if any
+                 batch_size:int=32):
         "Load a Tagger from a run folder."
+        if unsure == 'auto':
+            m = Path(run)/'metrics.json'
+            unsure = (read_json(m) if m.exists() else {}).get('unsure', {}).get('threshold')
         return cls(load_run_model(run), read_json(Path(run)/'classes.json'), unsure, batch_size)
 
     def _read(self, im)->tuple:
@@ -508,7 +613,7 @@ def grid_search(data:str|Path|None=None, # dataset folder; default `data_root()`
         features = build_base(model, weights) if EmbeddingCache(model, w).missing(ds.items.sha256.tolist()) else None
         emb = embed_splits(features, ds, model, weights=w)
     rows = []
-    for bs, lr in tqdm([(b, l) for b in batch_sizes for l in lrs], desc=f'{model} grid', disable=not progress):
+    for bs, lr in tqdm([(b, l) for b in batch_sizes for l in lrs], desc=f'{model} grid', **({} if progress else dict(disable=True))):
         keras.utils.set_random_seed(seed)
         head = build_head(emb['train'][0].shape[1], len(ds.classes), hidden, dropout, lr)
         t0 = time.perf_counter()

@@ -28,7 +28,7 @@ def main():
         wall = time.perf_counter() - t0
         if rc: sys.exit(f'pintag run failed with exit code {rc}')
         res, cfg, metrics = json.loads(buf.getvalue()), read_json(out/'config.json'), read_json(out/'metrics.json')
-        n_feat = cfg['n_images']['train'] + cfg['n_images']['val']
+        n_feat = cfg['n_images']['train'] + cfg['n_images']['val'] + cfg['n_images']['train']*len(cfg.get('train_views', []))  # + augmented training copies
         t = metrics['timing']
         result = dict(
             benchmark='pintag run (train → evaluate → leave-one-source-out → tag) on the full data, cold embedding cache',

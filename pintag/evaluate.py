@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .data import (load_dataset, scan_dataset, load_image, read_json, write_json, atomic_write_bytes,
                          environment_info, Scan, SAMPLE_DIR, IMAGE_EXTS)
 from .models import (Tagger, build_base, build_head, build_model, train_head, resolve_weights,
-                           EmbeddingCache, extract_features, standardiser, PRIOR_COLUMNS)
+                           EmbeddingCache, extract_features, standardiser, prior_column_weights)
 
 # %% auto #0
 __all__ = ['UNSURE_SOURCES', 'load_predictor', 'update_metrics', 'classification_metrics', 'plot_confusion', 'confused_pairs',
@@ -304,7 +304,7 @@ def fit_logreg(C:float=1.0, # inverse regularisation strength
     def fit(X, y, n_classes, seed=0):
         seen = np.unique(y)
         if len(seen) == 1: return lambda Xn: _full_width(np.ones((len(Xn), 1)), seen, n_classes)
-        w = None if prior_weight is None else np.r_[np.ones(X.shape[1] - PRIOR_COLUMNS), np.full(PRIOR_COLUMNS, prior_weight)]
+        w = None if prior_weight is None else prior_column_weights(X.shape[1], prior_weight)
         mu, sd = standardiser(X, w)
         with threadpool_limits(1):  # small problems: threaded BLAS only adds contention
             clf = LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter, random_state=seed).fit((X - mu)/sd, y)

@@ -17,9 +17,9 @@ from .data import (load_dataset, load_image, image_dataset, atomic_write_bytes, 
 __all__ = ['BASES', 'DEFAULT_MODEL', 'IMAGENET_CATEGORIES', 'PRIOR_COLUMNS', 'VIEWS', 'resolve_weights', 'LogProbability',
            'ImagePreprocess', 'CategoryPrior', 'build_base', 'build_head', 'build_model', 'build_mobilenet',
            'cache_dir', 'weights_tag', 'EmbeddingCache', 'zoom_out', 'extract_features', 'embed_splits', 'train_head',
-           'standardiser', 'head_column_weights', 'fit_linear_head', 'unfreeze_top', 'fine_tune', 'plot_history',
-           'train', 'load_run_model', 'Tagger', 'build_vgg16', 'build_resnet50', 'build_inceptionv3',
-           'build_mobilenetv2', 'grid_search']
+           'standardiser', 'prior_column_weights', 'head_column_weights', 'fit_linear_head', 'unfreeze_top',
+           'fine_tune', 'plot_history', 'train', 'load_run_model', 'Tagger', 'build_vgg16', 'build_resnet50',
+           'build_inceptionv3', 'build_mobilenetv2', 'grid_search']
 
 # %% ../nbs/06_models.ipynb #623ca9b3
 BASES = {
@@ -291,13 +291,18 @@ def standardiser(X:np.ndarray, # training embeddings, (n, d)
     if w.shape != sd.shape or (w <= 0).any(): raise ValueError(f"column_weights must be {sd.shape[0]} positive numbers, got shape {w.shape}")
     return mu, sd/w
 
+def prior_column_weights(n_features:int, # embedding size
+                         prior_weight:float, # weight of the category-prior columns, the last `PRIOR_COLUMNS`
+                        )->np.ndarray:
+    "Column weights: `prior_weight` for the category-prior columns at the end, 1 for the rest."
+    return np.r_[np.ones(n_features - PRIOR_COLUMNS), np.full(PRIOR_COLUMNS, prior_weight)]
+
 def head_column_weights(base:str, # a key of `BASES`
                         n_features:int, # its embedding size
                        )->np.ndarray|None:
-    "Column weights for a base's linear head: the category-prior columns of a `prior` base weigh `prior_weight`, the rest 1."
+    "Column weights for a base's linear head: those of `prior_column_weights` for a `prior` base, else None."
     spec = BASES[base]
-    if not spec.get('prior'): return None
-    return np.r_[np.ones(n_features - PRIOR_COLUMNS), np.full(PRIOR_COLUMNS, spec['prior_weight'])]
+    return prior_column_weights(n_features, spec['prior_weight']) if spec.get('prior') else None
 
 def fit_linear_head(head:keras.Model, # from `build_head(..., hidden=())`: one softmax layer
                     X_train:np.ndarray, y_train:np.ndarray, # embeddings and integer labels

@@ -1,6 +1,8 @@
 from packaging.requirements import Requirement
-import setuptools
+import shutil, setuptools
+from pathlib import Path
 from configparser import ConfigParser
+from setuptools.command.build_py import build_py
 
 # nbdev 2 layout: all package metadata lives in settings.ini.
 # (The classic template used pkg_resources, which current setuptools no longer ships.)
@@ -18,7 +20,14 @@ statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Produ
 py_versions = '3.10 3.11 3.12'.split()
 
 requirements = cfg.get('requirements', '').split()
-dev_requirements = cfg.get('dev_requirements', '').split()
+extras = {name: cfg.get(f'{name}_requirements', '').split() for name in ('fast', 'cluster', 'serve', 'dev')}
+
+class build_py_with_sample(build_py):
+    "Ship data/sample inside the package (pintag/sample), so that an installed pintag has its default dataset."
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False): return  # an editable install reads data/sample in place
+        if Path('data/sample').is_dir(): shutil.copytree('data/sample', Path(self.build_lib)/'pintag'/'sample', dirs_exist_ok=True)
 lic = licenses[cfg['license']]
 min_python = cfg['min_python']
 console_scripts = [o for o in cfg.get('console_scripts', '').split('\n') if o.strip()]
@@ -35,7 +44,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['pintag', 'pintag.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require=extras,
+    cmdclass={'build_py': build_py_with_sample},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),

@@ -4,128 +4,33 @@
 
 # %% ../nbs/01_data.ipynb #762f581e
 from __future__ import annotations
-import os, json, hashlib, tempfile, warnings, shutil, csv, datetime, platform
+import os, sys, json, shutil, hashlib, warnings, datetime, platform, weakref
 from pathlib import Path
 from typing import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np, pandas as pd
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
+from .core import (PACKAGE_DIR, IMAGE_EXTS, MAX_PIXELS, setting, sample_dir, atomic_write_bytes, write_json,
+                         read_json, sha256_file, check_image, load_image, to_rgb, manifest_text, new_run_dir, start_run,
+                         finish_run)
 
 # %% auto #0
-__all__ = ['PROJECT_ROOT', 'SAMPLE_DIR', 'IMAGE_EXTS', 'SPLITS', 'MAX_PIXELS', 'data_root', 'atomic_write_bytes', 'write_json',
-           'read_json', 'sha256_file', 'check_image', 'to_rgb', 'load_image', 'Scan', 'scan_dataset', 'split_dataset',
-           'load_dataset', 'image_dataset', 'new_run_dir', 'finish_run', 'environment_info', 'predict_batches',
-           'make_sample']
+__all__ = ['PROJECT_ROOT', 'SAMPLE_DIR', 'SPLITS', 'data_root', 'Scan', 'scan_dataset', 'split_dataset', 'load_dataset',
+           'image_dataset', 'environment_info', 'data_fingerprint', 'run_config', 'write_run', 'fast_call',
+           'predict_batches', 'make_sample']
 
 # %% ../nbs/01_data.ipynb #2027c99f
-PROJECT_ROOT = Path(__file__).resolve().parent.parent if '__file__' in globals() else Path.cwd().parent
-SAMPLE_DIR = PROJECT_ROOT/'data'/'sample'
-IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff'}
+PROJECT_ROOT = PACKAGE_DIR.parent  # a source checkout's root (bench/, data/), where pintag runs from one
+SAMPLE_DIR = PACKAGE_DIR/'sample' if (PACKAGE_DIR/'sample').is_dir() else PROJECT_ROOT/'data'/'sample'
 SPLITS = ('train', 'val', 'test')
 
 def data_root(root:str|Path|None=None, # explicit dataset folder; wins over the environment
              )->Path:
-    "The dataset folder: `root`, else `$PINTAG_DATA`, else the shipped `data/sample`."
-    root = Path(root or os.environ.get('PINTAG_DATA') or SAMPLE_DIR).expanduser()
+    "The dataset folder: `root`, else `$PINTAG_DATA`, else the shipped sample."
+    root = Path(root or setting('data') or sample_dir()).expanduser()
     if not root.is_dir(): raise FileNotFoundError(f"dataset folder not found: {root}")
-    return root
-
-# %% ../nbs/01_data.ipynb #df81a833
-def atomic_write_bytes(path:str|Path, # destination file
-                       data:bytes, # the whole content
-                      )->Path:
-    "Write `data` to `path` via a temp file and rename, so readers never see half a file."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.part')
-    try:
-        with os.fdopen(fd, 'wb') as f: f.write(data); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
-
-def write_json(path:str|Path, obj)->Path:
-    "Atomically write `obj` as indented JSON."
-    return atomic_write_bytes(path, json.dumps(obj, indent=2, default=str).encode())
-
-def read_json(path:str|Path):
-    "Read a JSON file, naming it in the error when it is missing or broken."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"missing file: {path}")
-    try: return json.loads(path.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON: {e}") from None
-
-# %% ../nbs/01_data.ipynb #7b9b730d
-MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit
-
-def sha256_file(path:str|Path)->str:
-    "Hex SHA-256 of a file's bytes."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1<<20), b''): h.update(chunk)
-    return h.hexdigest()
-
-def check_image(path:str|Path, # image file to check
-                max_pixels:int=MAX_PIXELS, # refuse images larger than this
-               )->dict:
-    "Decode `path` fully; return `{'ok', 'reason', 'width', 'height', 'mode'}`."
-    path = Path(path)
-    bad = lambda reason: dict(ok=False, reason=reason, width=0, height=0, mode='')
-    if path.stat().st_size == 0: return bad('empty file (0 bytes)')
-    try:
-        with Image.open(path) as im:
-            w, h, mode = im.width, im.height, im.mode
-            if w*h > max_pixels: return bad(f'too large: {w}x{h} pixels exceeds the {max_pixels:,} limit')
-            im.load()
-    except UnidentifiedImageError: return bad('not an image (unrecognised format)')
-    except Image.DecompressionBombError as e: return bad(f'too large: {e}')
-    except (OSError, SyntaxError, ValueError) as e: return bad(f'corrupt or truncated image: {e}')
-    return dict(ok=True, reason='', width=w, height=h, mode=mode)
-
-# %% ../nbs/01_data.ipynb #171f1f1f
-def _write_test_images(folder:Path)->dict:
-    "Write one image of every awkward kind into `folder`; return name -> path."
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    rgb = Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8))
-    files = {}
-    def save(name, im, **kw): files[name] = folder/name; im.save(files[name], **kw)
-    save('rgb.jpg', rgb)
-    save('grey.jpg', rgb.convert('L'))
-    save('cmyk.jpg', rgb.convert('CMYK'))
-    save('palette.png', rgb.convert('P'))
-    save('alpha.png', rgb.convert('RGBA'))
-    save('grey16.png', Image.fromarray((np.arange(40*60).reshape(40, 60)*27).astype(np.uint16)))
-    (folder/'empty.jpg').write_bytes(b''); files['empty.jpg'] = folder/'empty.jpg'
-    (folder/'page.jpg').write_text('<html><body>Not found</body></html>'); files['page.jpg'] = folder/'page.jpg'
-    whole = (folder/'rgb.jpg').read_bytes()
-    (folder/'truncated.jpg').write_bytes(whole[:len(whole)//2]); files['truncated.jpg'] = folder/'truncated.jpg'
-    return files
-
-# %% ../nbs/01_data.ipynb #ce712931
-def to_rgb(im:Image.Image)->Image.Image:
-    "Convert any Pillow image to 8-bit RGB: EXIF orientation applied, alpha on white, 16-bit scaled."
-    im = ImageOps.exif_transpose(im)
-    if im.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):
-        a = np.asarray(im, dtype=np.float64)
-        hi = 65535 if im.mode.startswith('I;16') or a.max() > 255 else 255
-        im = Image.fromarray(np.clip(a/hi*255, 0, 255).astype(np.uint8), 'L')
-    if im.mode == 'P': im = im.convert('RGBA')
-    if im.mode in ('RGBA', 'LA', 'PA'):
-        im = im.convert('RGBA'); bg = Image.new('RGBA', im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(bg, im)
-    return im.convert('RGB')
-
-def load_image(path:str|Path, # image file
-               size:tuple|None=None, # (height, width) to resize to, or None to keep
-               transform:Callable|None=None, # Pillow RGB image -> image, applied before resizing (an augmented view)
-              )->np.ndarray:
-    "Read an image as an RGB `uint8` array of shape (h, w, 3)."
-    with Image.open(path) as im: im = to_rgb(im)
-    if transform is not None: im = transform(im)
-    if size is not None: im = im.resize((size[1], size[0]), Image.BILINEAR, reducing_gap=3.0)
-    return np.asarray(im, dtype=np.uint8)
+    return root.resolve()
 
 # %% ../nbs/01_data.ipynb #a62a34ce
 @dataclass
@@ -159,6 +64,18 @@ def _layout(root:Path)->list:
     return pairs
 
 # %% ../nbs/01_data.ipynb #61351622
+def _class_files(cdir:Path)->tuple:
+    "(files, None) under a class folder, or ([], reason) when the folder cannot be read."
+    try: return sorted(p for p in cdir.rglob('*') if not p.is_dir() and not p.name.startswith('.')), None
+    except OSError as e: return [], f'class folder unreadable: {e.strerror or e}'
+
+def _check_one(path:str, max_pixels:int)->dict:
+    "`check_image` plus the file's SHA-256; unreadable files are reported, never raised."
+    c = check_image(path, max_pixels)
+    if not c['ok']: return c
+    try: return {**c, 'sha256': sha256_file(path)}
+    except OSError as e: return dict(c, ok=False, reason=f'unreadable: {e.strerror or e}')
+
 def scan_dataset(root:str|Path|None=None, # dataset folder; default `data_root()`
                  max_pixels:int=MAX_PIXELS, # images larger than this are skipped
                  workers:int=4, # threads decoding images
@@ -167,20 +84,20 @@ def scan_dataset(root:str|Path|None=None, # dataset folder; default `data_root()
     root = data_root(root)
     rows, issues = [], []
     for split, cdir in _layout(root):
-        files = sorted(p for p in cdir.rglob('*') if p.is_file() and not p.name.startswith('.'))
+        files, unreadable = _class_files(cdir)
         imgs = [p for p in files if p.suffix.lower() in IMAGE_EXTS]
-        issues += [dict(path=str(p), cls=cdir.name, split=split, action='skipped', reason=f'not an image file extension ({p.suffix or "none"})') for p in files if p not in imgs and p.name not in ('manifest.csv', 'ATTRIBUTION.md')]
-        if not imgs: issues.append(dict(path=str(cdir), cls=cdir.name, split=split, action='skipped', reason='class folder has no images'))
+        skip = lambda path, reason: dict(path=str(path), cls=cdir.name, split=split, action='skipped', reason=reason)
+        issues += [skip(p, f'not an image file extension ({p.suffix or "none"})') for p in files
+                   if p not in imgs and p.name not in ('manifest.csv', 'ATTRIBUTION.md')]
+        if not imgs: issues.append(skip(cdir, unreadable or 'class folder has no images'))
         rows += [dict(path=str(p), cls=cdir.name, split=split) for p in imgs]
-    with ThreadPoolExecutor(workers) as ex:
-        checks = list(ex.map(lambda r: {**check_image(r['path'], max_pixels), 'sha256': sha256_file(r['path'])}, rows))
+    with ThreadPoolExecutor(workers) as ex: checks = list(ex.map(lambda r: _check_one(r['path'], max_pixels), rows))
     items = []
     for r, c in zip(rows, checks):
         if not c['ok']: issues.append(dict(**r, action='skipped', reason=c['reason'])); continue
         if c['mode'] != 'RGB': issues.append(dict(**r, action='converted', reason=f"{c['mode']} converted to RGB"))
         items.append(dict(**r, sha256=c['sha256'], width=c['width'], height=c['height'], mode=c['mode']))
-    items = pd.DataFrame(items, columns='path cls split sha256 width height mode'.split())
-    items, dup_issues = _drop_duplicates(items)
+    items, dup_issues = _drop_duplicates(pd.DataFrame(items, columns='path cls split sha256 width height mode'.split()))
     issues = pd.DataFrame(issues + dup_issues, columns='path cls split action reason'.split())
     return Scan(root, items.reset_index(drop=True), issues)
 
@@ -227,10 +144,15 @@ def load_dataset(root:str|Path|None=None, # dataset folder; default `data_root()
                  val_frac:float=0.15, # share of train that becomes val when there is no val split
                  seed:int=0, # split seed
                 )->Scan:
-    "Scan `root` and give every image a train/val/test split."
+    "Scan `root` and give every image a train/val/test split; refuse data a model cannot learn from."
     s = scan_dataset(root)
     if s.items.empty: raise ValueError(f"{s.root} has no usable images: {len(s.issues)} issues, e.g. {s.issues.reason.head(3).tolist()}")
+    unreadable = s.issues[s.issues.reason.str.startswith('class folder unreadable')]
+    if len(unreadable): raise ValueError(f"{unreadable.path.iloc[0]}: {unreadable.reason.iloc[0]}")
+    if len(s.classes) < 2: raise ValueError(f"{s.root} has {len(s.classes)} class with images; a tagger needs at least 2")
     s.items = split_dataset(s.items, val_frac=val_frac, seed=seed)
+    untested = sorted(set(s.classes) - set(s.items.cls[s.items.split == 'test']))
+    if untested: warnings.warn(f"{s.root}: no test images for {', '.join(untested)}; their test figures will be missing")
     return s
 
 # %% ../nbs/01_data.ipynb #db2ea4bb
@@ -252,41 +174,71 @@ def image_dataset(paths:list, # image files
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 # %% ../nbs/01_data.ipynb #7a6b29d5
-def new_run_dir(model:str, # model name, the prefix of the folder
-                out:str|Path|None=None, # explicit run folder, else runs/<model>-<time>
-               )->Path:
-    "A fresh run folder path (not created); refuses to overwrite a finished run."
-    out = Path(out) if out else PROJECT_ROOT/'runs'/f"{model}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    if (out/'config.json').exists(): raise FileExistsError(f"{out} already holds a run; choose another --out")
-    return out
-
-def finish_run(tmp:Path, out:Path)->Path:
-    "Move a completed run from its temporary folder into place."
-    if out.exists(): shutil.rmtree(out) if not any(out.iterdir()) else None
-    out.parent.mkdir(parents=True, exist_ok=True); os.replace(tmp, out)
-    return out
-
 def environment_info()->dict:
     "Library versions and machine, for config.json and benchmarks."
     import sklearn, keras, tensorflow as tf, pintag
     return dict(pintag=pintag.__version__, tensorflow=tf.__version__, keras=keras.__version__, sklearn=sklearn.__version__,
-                python=platform.python_version(), machine=platform.machine(), processor=platform.processor() or platform.machine(),
-                cpus=os.cpu_count(), gpus=len(tf.config.list_physical_devices('GPU')))
+                python=platform.python_version(), machine=platform.machine(),
+                processor=platform.processor() or platform.machine(), cpus=os.cpu_count(),
+                gpus=len(tf.config.list_physical_devices('GPU')))
+
+def data_fingerprint(ds:Scan)->str:
+    "A short hash of a dataset's content: the sorted SHA-256 of its images."
+    return hashlib.sha256(''.join(sorted(ds.items.sha256)).encode()).hexdigest()[:16]
+
+def run_config(ds:Scan, # the dataset the model was trained on (from `load_dataset`)
+               kind:str, # 'transfer', 'svm', 'ann' or 'cnn': how to load the model (see `pintag.evaluate.PREDICTORS`)
+               model:str, # the model's name
+               val_frac:float, seed:int, # as passed to `load_dataset`
+               **settings, # hyper-parameters and anything else worth keeping
+              )->dict:
+    "The `config.json` every trainer writes."
+    return dict(kind=kind, model=model, **settings, val_frac=val_frac, seed=seed, data=str(Path(ds.root).resolve()),
+                data_hash=data_fingerprint(ds), n_images={s: int((ds.items.split == s).sum()) for s in SPLITS},
+                skipped=int((ds.issues.action == 'skipped').sum()),
+                created=datetime.datetime.now().isoformat(timespec='seconds'), env=environment_info())
+
+# %% ../nbs/01_data.ipynb #764279c9
+def write_run(out:Path, # the run folder, from `new_run_dir`
+              ds:Scan, # the dataset (its skipped files go to skipped.csv)
+              write_files:Callable, # writes the model and any plots into the folder it is given
+              finish:bool=True, # False: leave the run partial (`pintag run` evaluates it before finishing)
+              **jsons, # name=object pairs written as name.json: classes, config, history, metrics
+             )->Path:
+    "Write a run folder; return it (finished), or its partial folder when `finish` is False."
+    partial = start_run(out)
+    write_files(partial)
+    for name, obj in jsons.items(): write_json(partial/f'{name}.json', obj)
+    skipped = ds.issues[ds.issues.action == 'skipped'].rename(columns={'cls': 'class'})
+    atomic_write_bytes(partial/'skipped.csv', skipped.to_csv(index=False).encode())
+    if len(skipped):
+        print(f"pintag: skipped {len(skipped)} file(s) of {ds.root}, e.g. {Path(skipped.path.iloc[0]).name}: "
+              f"{skipped.reason.iloc[0]} (all listed in skipped.csv)", file=sys.stderr)
+    return finish_run(partial, out) if finish else partial
 
 # %% ../nbs/01_data.ipynb #7e5e81bb
+_fast_calls = weakref.WeakKeyDictionary()
+
+def fast_call(model:keras.Model, # any Keras model taking float32 images (batch, h, w, 3)
+             )->Callable:
+    "`model(x, training=False)` as one `tf.function` per model, traced once for any batch size."
+    import tensorflow as tf
+    if model not in _fast_calls:
+        spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+        _fast_calls[model] = tf.function(lambda x: model(x, training=False), input_signature=[spec], autograph=False)
+    return _fast_calls[model]
+
 def predict_batches(model:keras.Model, # any Keras model taking images
                     paths:list, # image files
                     batch_size:int=32, # images per forward pass
                     desc:str|None=None, # progress bar label; None for no bar
                     transform:Callable|None=None, # see `load_image`
                    )->np.ndarray:
-    "Run `model(x, training=False)` over image files in batches, inside a `tf.function`."
-    import tensorflow as tf
+    "Run `model(x, training=False)` over image files in batches, inside one cached `tf.function`."
     from tqdm.auto import tqdm
-    size = tuple(model.input_shape[1:3])
-    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True, autograph=False)
-    out = [fn(x).numpy() for x in tqdm(image_dataset(paths, size, batch_size=batch_size, transform=transform), desc=desc, **({} if desc else dict(disable=True)),  # TQDM_DISABLE=1 silences it
-                                      total=-(-len(paths)//batch_size), unit='batch')]
+    fn, size = fast_call(model), tuple(model.input_shape[1:3])
+    batches = image_dataset(paths, size, batch_size=batch_size, transform=transform)
+    out = [fn(x).numpy() for x in tqdm(batches, desc=desc, disable=not desc, total=-(-len(paths)//batch_size), unit='batch')]
     return np.concatenate(out) if out else np.zeros((0,) + tuple(model.output_shape[1:]), np.float32)
 
 # %% ../nbs/01_data.ipynb #b258439a

@@ -4,22 +4,23 @@
 
 # %% ../nbs/06_models.ipynb #2dfb0f93
 from __future__ import annotations
-import os, sys, json, time, shutil, hashlib, datetime, warnings
+import os, sys, io, csv, json, time, hashlib, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np, pandas as pd
 import keras, tensorflow as tf
 from PIL import Image, ImageOps
-from .data import (load_dataset, load_image, image_dataset, atomic_write_bytes, write_json, read_json,
-                         new_run_dir, finish_run, environment_info, predict_batches)
+from .core import setting, cache_dir, atomic_write_bytes, write_json, read_json, read_run, load_image
+from .data import (load_dataset, image_dataset, new_run_dir, run_config, write_run, predict_batches, fast_call)
 
 # %% auto #0
-__all__ = ['BASES', 'DEFAULT_MODEL', 'IMAGENET_CATEGORIES', 'PRIOR_COLUMNS', 'VIEWS', 'resolve_weights', 'LogProbability',
-           'ImagePreprocess', 'CategoryPrior', 'build_base', 'build_head', 'build_model', 'build_mobilenet',
-           'cache_dir', 'weights_tag', 'EmbeddingCache', 'zoom_out', 'extract_features', 'embed_splits', 'train_head',
-           'standardiser', 'prior_column_weights', 'head_column_weights', 'fit_linear_head', 'unfreeze_top',
-           'fine_tune', 'plot_history', 'train', 'load_run_model', 'Tagger', 'build_vgg16', 'build_resnet50',
-           'build_inceptionv3', 'build_mobilenetv2', 'grid_search']
+__all__ = ['BASES', 'DEFAULT_MODEL', 'FALLBACK_MODEL', 'IMAGENET_CATEGORIES', 'PRIOR_COLUMNS', 'VIEWS', 'resolve_weights',
+           'LogProbability', 'ImagePreprocess', 'CategoryPrior', 'imagenet_names', 'load_mapping', 'prior_groups',
+           'resolve_model', 'build_base', 'build_head', 'build_model', 'build_mobilenet', 'weights_tag',
+           'EmbeddingCache', 'zoom_out', 'extract_features', 'embed_splits', 'train_head', 'standardiser',
+           'prior_column_weights', 'head_column_weights', 'fit_linear_head', 'unfreeze_top', 'fine_tune',
+           'plot_history', 'train', 'load_run_model', 'Tagger', 'build_vgg16', 'build_resnet50', 'build_inceptionv3',
+           'build_mobilenetv2', 'grid_search']
 
 # %% ../nbs/06_models.ipynb #623ca9b3
 BASES = {
@@ -40,7 +41,8 @@ BASES['mobilenet_top'] = dict(BASES['mobilenet'], file='mobilenet_1_0_224_tf.h5'
                               head='linear', class_weight='balanced', Cs=(0.003, 0.01, 0.03))
 BASES['mobilenet_prior'] = dict(BASES['mobilenet_top'], prior=True, prior_weight=3.0, Cs=(0.003,),  # + the ImageNet mass of each category
                                 train_views=('zoom_out',))  # the head also learns from zoomed-out copies of the training images
-DEFAULT_MODEL = 'mobilenet_prior'  # what `pintag run` and `pintag train` use without --model: best when sources are held out
+DEFAULT_MODEL = 'mobilenet_prior'  # what `train`, `pintag run` and `pintag train` use without a model: best when sources are held out
+FALLBACK_MODEL = 'mobilenet_top'   # what a prior model becomes when no class has an ImageNet mapping
 
 def resolve_weights(base:str, # a key of `BASES`
                     weights:str|None='auto', # 'auto', 'imagenet', a file path, or None for random init
@@ -50,7 +52,7 @@ def resolve_weights(base:str, # a key of `BASES`
     if weights != 'auto':
         if weights not in (None, 'imagenet') and not Path(weights).is_file(): raise FileNotFoundError(f"weights file not found: {weights}")
         return weights
-    wdir = os.environ.get('PINTAG_WEIGHTS_DIR')
+    wdir = setting('weights_dir')
     if wdir:
         f = Path(wdir).expanduser()/BASES[base]['file']
         if f.is_file(): return str(f)
@@ -132,9 +134,65 @@ class CategoryPrior(keras.layers.Layer):
 
 PRIOR_COLUMNS = len(IMAGENET_CATEGORIES) + 1  # the prior's columns, last in a `prior` base's features
 
+# %% ../nbs/06_models.ipynb #416ca27b
+def imagenet_names()->list:
+    "The 1,000 ImageNet class names in Keras' order (`imagenet_class_index.json`, offline from `PINTAG_WEIGHTS_DIR`)."
+    local = Path(setting('weights_dir') or '/nonexistent')/'imagenet_class_index.json'
+    path = local if local.is_file() else keras.utils.get_file('imagenet_class_index.json',
+        'https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json')
+    index = read_json(path, dict)
+    return [index[str(i)][1] for i in range(1000)]
+
+def load_mapping(path:str|Path, # JSON {category: [index or name, …]} or CSV rows `imagenet,category`
+                )->dict:
+    "A user's ImageNet → category mapping as {category: [ImageNet class indices]}."
+    path = Path(path)
+    if path.suffix.lower() == '.csv':
+        rows = list(csv.reader(io.StringIO(path.read_text())))
+        pairs = [(r[1].strip(), r[0].strip()) for r in rows if len(r) >= 2 and r[0].strip() != 'imagenet']
+    else: pairs = [(c, v) for c, vs in read_json(path, dict).items() for v in (vs if isinstance(vs, list) else [vs])]
+    names = None
+    groups = {}
+    for cat, v in pairs:
+        if isinstance(v, str) and not v.isdigit():
+            names = names or {n.lower(): i for i, n in enumerate(imagenet_names())}
+            if v.lower() not in names: raise ValueError(f"{path}: {v!r} is not an ImageNet class name")
+            v = names[v.lower()]
+        if not 0 <= int(v) < 1000: raise ValueError(f"{path}: ImageNet class index {v} is not in 0..999")
+        groups.setdefault(cat, []).append(int(v))
+    if not groups: raise ValueError(f"{path}: no (ImageNet class, category) pairs found")
+    return groups
+
+# %% ../nbs/06_models.ipynb #009dec0a
+def prior_groups(classes:list, # the dataset's class names
+                 mapping:str|Path|dict|None=None, # a user's mapping (file or dict), see `load_mapping`
+                )->dict:
+    "{class: ImageNet indices} for the classes that have a mapping: the user's first, then `IMAGENET_CATEGORIES`."
+    user = load_mapping(mapping) if isinstance(mapping, (str, Path)) else (mapping or {})
+    taken = {i for idx in user.values() for i in idx}
+    table = {**{c: [i for i in idx if i not in taken] for c, idx in IMAGENET_CATEGORIES.items()}, **user}
+    return {c: table[c] for c in classes if table.get(c)}
+
+def resolve_model(model:str, # a key of `BASES`
+                  classes:list, # the dataset's class names
+                  mapping:str|Path|dict|None=None, # see `prior_groups`
+                 )->tuple:
+    "(model to train, its prior groups or None): a prior model falls back when no class has a mapping, and says so."
+    if not BASES[model].get('prior'): return model, None
+    groups = prior_groups(classes, mapping)
+    unmapped = [c for c in classes if c not in groups]
+    if not groups:
+        print(f"pintag: no ImageNet mapping for any class ({', '.join(classes[:4])}{', …' if len(classes) > 4 else ''}): "
+              f"training {FALLBACK_MODEL} instead of {model} (give --mapping FILE for the category prior)", file=sys.stderr)
+        return FALLBACK_MODEL, None
+    if unmapped: print(f"pintag: the category prior covers {len(groups)} of {len(classes)} classes; "
+                       f"no ImageNet mapping for {', '.join(unmapped)} (see --mapping)", file=sys.stderr)
+    return model, groups
+
 # %% ../nbs/06_models.ipynb #21880f30
 def build_base(base:str, # a key of `BASES`
                weights:str|None='auto', # see `resolve_weights`
+               groups:dict|None=None, # a prior base's categories (see `prior_groups`); default `IMAGENET_CATEGORIES`
               )->keras.Model:
     "The frozen feature extractor: preprocessing + ImageNet base + global average pooling (or its ImageNet log-probabilities, and the category prior)."
     w = resolve_weights(base, weights); spec = BASES[base]
@@ -143,9 +201,10 @@ def build_base(base:str, # a key of `BASES`
     net.trainable = False
     inp = keras.Input((spec['size'], spec['size'], 3), name='image')
     x = net(ImagePreprocess(spec['preprocess'])(inp))
-    if top: x = CategoryPrior()(x) if spec.get('prior') else LogProbability()(x)
+    if top: x = CategoryPrior(groups)(x) if spec.get('prior') else LogProbability()(x)
     features = keras.Model(inp, x, name='features')
     features.weights_used = w or 'none (random init)'
+    features.prior_groups = groups if spec.get('prior') else None
     return features
 
 def build_head(n_inputs:int, # embedding size
@@ -168,9 +227,10 @@ def build_model(base:str, # a key of `BASES`
                 hidden:tuple=(512, 128), # ReLU dense layers of the head
                 dropout:float=0.3, # dropout in the head
                 lr:float=1e-3, # Adam learning rate
+                groups:dict|None=None, # see `build_base`
                )->keras.Model:
     "The fused model: raw RGB in [0, 255] → class probabilities; frozen base, trainable head."
-    features = build_base(base, weights)
+    features = build_base(base, weights, groups)
     head = build_head(features.output_shape[-1], n_classes, hidden, dropout, lr)
     inp = keras.Input(features.input_shape[1:], name='image')
     model = keras.Model(inp, head(features(inp)), name=f'pintag_{base}')
@@ -183,10 +243,6 @@ def build_mobilenet(n_classes:int, **kwargs)->keras.Model:
     return build_model('mobilenet', n_classes, **kwargs)
 
 # %% ../nbs/06_models.ipynb #083565f3
-def cache_dir()->Path:
-    "Where pintag caches embeddings: `$PINTAG_CACHE`, else `~/.cache/pintag`."
-    return Path(os.environ.get('PINTAG_CACHE', '~/.cache/pintag')).expanduser()
-
 def weights_tag(weights:str|None)->str|None:
     "A short, stable name for a weights choice; None for random init (nothing to cache)."
     if weights is None or str(weights).startswith('none'): return None
@@ -194,11 +250,12 @@ def weights_tag(weights:str|None)->str|None:
     p = Path(weights); return f"{p.stem}-{hashlib.sha256(f'{p.name}:{p.stat().st_size}'.encode()).hexdigest()[:8]}"
 
 class EmbeddingCache:
-    "Embeddings on disk keyed by image SHA-256, one file per (base, weights)."
+    "Embeddings on disk keyed by image SHA-256, one file per (base, weights, prior, view), under `pintag.core.cache_dir`."
     def __init__(self, base:str, weights:str|None, root:Path|None=None,
-                 view:str|None=None): # an augmented view of the images (a key of `VIEWS`), cached apart
+                 view:str|None=None, # an augmented view of the images (a key of `VIEWS`), cached apart
+                 groups:dict|None=None): # a prior base's categories: a changed prior is a new cache
         tag = weights_tag(weights)
-        if BASES.get(base, {}).get('prior'): base = f'{base}-{CategoryPrior().fingerprint()}'  # a changed prior is a new cache
+        if BASES.get(base, {}).get('prior'): base = f'{base}-{CategoryPrior(groups).fingerprint()}'
         if view: base = f'{base}@{view}'
         self.path = None if tag is None else (root or cache_dir())/'features'/f'{base}--{tag}.npz'
         self.store = {}
@@ -210,8 +267,7 @@ class EmbeddingCache:
     def add(self, keys:list, vectors:np.ndarray): self.store.update(zip(keys, vectors))
     def save(self):
         if self.path is None or not self.store: return
-        import io; buf = io.BytesIO()
-        np.savez(buf, keys=np.array(list(self.store)), vectors=np.stack(list(self.store.values())))
+        buf = io.BytesIO(); np.savez(buf, keys=np.array(list(self.store)), vectors=np.stack(list(self.store.values())))
         atomic_write_bytes(self.path, buf.getvalue())
 
 # %% ../nbs/06_models.ipynb #1f760c7e
@@ -235,7 +291,7 @@ def extract_features(features:keras.Model, # a model from `build_base`
                     )->np.ndarray:
     "Embeddings for `items`, running the base only on images not already cached."
     if view is not None and view not in VIEWS: raise ValueError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
-    if cache is None: cache = EmbeddingCache(base, features.weights_used, view=view)
+    if cache is None: cache = EmbeddingCache(base, features.weights_used, view=view, groups=features.prior_groups)
     todo = cache.missing(items.sha256.tolist())
     if todo:
         first = items.drop_duplicates('sha256').set_index('sha256').loc[todo]
@@ -252,7 +308,8 @@ def embed_splits(features:keras.Model|None, # from `build_base`; None when every
                  weights:str|None=None, # weights used, when `features` is None
                 )->dict:
     "{split: (embeddings, integer labels)} for `ds`, class order `ds.classes`; the base runs once over all missing images."
-    cache = EmbeddingCache(base, features.weights_used if features is not None else weights)
+    cache = EmbeddingCache(base, features.weights_used if features is not None else weights,
+                           groups=features.prior_groups if features is not None else None)
     items = [ds.split(s) for s in splits]
     X = extract_features(features, pd.concat(items), base, cache=cache)
     ends = np.cumsum([len(i) for i in items])
@@ -292,17 +349,19 @@ def standardiser(X:np.ndarray, # training embeddings, (n, d)
     return mu, sd/w
 
 def prior_column_weights(n_features:int, # embedding size
-                         prior_weight:float, # weight of the category-prior columns, the last `PRIOR_COLUMNS`
+                         prior_weight:float, # weight of the category-prior columns, the last `n_prior`
+                         n_prior:int=PRIOR_COLUMNS, # how many prior columns: the prior's categories + 'other'
                         )->np.ndarray:
     "Column weights: `prior_weight` for the category-prior columns at the end, 1 for the rest."
-    return np.r_[np.ones(n_features - PRIOR_COLUMNS), np.full(PRIOR_COLUMNS, prior_weight)]
+    return np.r_[np.ones(n_features - n_prior), np.full(n_prior, prior_weight)]
 
 def head_column_weights(base:str, # a key of `BASES`
                         n_features:int, # its embedding size
+                        n_prior:int=PRIOR_COLUMNS, # see `prior_column_weights`
                        )->np.ndarray|None:
     "Column weights for a base's linear head: those of `prior_column_weights` for a `prior` base, else None."
     spec = BASES[base]
-    return prior_column_weights(n_features, spec['prior_weight']) if spec.get('prior') else None
+    return prior_column_weights(n_features, spec['prior_weight'], n_prior) if spec.get('prior') else None
 
 def fit_linear_head(head:keras.Model, # from `build_head(..., hidden=())`: one softmax layer
                     X_train:np.ndarray, y_train:np.ndarray, # embeddings and integer labels
@@ -422,79 +481,96 @@ def _fine_tune_stage(fused:keras.Model, model:str, ds, emb:dict, epochs:int, lr:
                   unfrozen_layers=fh['unfrozen'], trainable_params=int(sum(np.prod(w.shape) for w in fused.trainable_weights)))
     return {f'fine_tune_{k}': v for k, v in fh.items() if k != 'unfrozen'}, report
 
+# %% ../nbs/06_models.ipynb #0bcf6948
+def _embed_training(fused:keras.Model, ds, model:str, splits:tuple)->tuple:
+    "(embeddings of `splits`, training embeddings plus those of the model's augmented views, their labels)."
+    features = fused.get_layer('features')
+    emb = embed_splits(features, ds, model, splits)
+    views = BASES[model].get('train_views', ())
+    X_tr = np.concatenate([emb['train'][0]] + [extract_features(features, ds.split('train'), model, view=v) for v in views])
+    return emb, X_tr, np.tile(emb['train'][1], 1 + len(views))
+
+def _fit_head(fused:keras.Model, model:str, head:str, X_tr, y_tr, val:tuple, epochs:int, batch_size:int, progress:bool)->dict:
+    "Train the fused model's head on embeddings; return its history (and the C search, for a linear head)."
+    if head == 'mlp': return train_head(fused.get_layer('head'), X_tr, y_tr, *val, epochs, batch_size, progress=progress)
+    n_prior = len(fused.get_layer('features').prior_groups or {}) + 1
+    return fit_linear_head(fused.get_layer('head'), X_tr, y_tr, *val,
+                           column_weights=head_column_weights(model, X_tr.shape[1], n_prior),
+                           **{k: BASES[model][k] for k in ('Cs', 'class_weight') if k in BASES[model]})
+
+def _model_files(fused:keras.Model, hist:dict):
+    "What `write_run` calls to save the model and its training curves into a folder."
+    def write(folder:Path):
+        fused.save(folder/'model.keras')
+        if any(k.endswith('loss') for k in hist): plot_history(hist, folder/'history.png')
+    return write
+
+# %% ../nbs/06_models.ipynb #e6d779e2
+def _transfer_config(fused, model:str, head:str, hist:dict, views:tuple, **settings)->dict:
+    "What a transfer run's config.json records beyond `run_config`'s common part."
+    spec, groups = BASES[model], fused.get_layer('features').prior_groups
+    linear = dict(C=hist.get('best_C'), class_weight=spec.get('class_weight'), prior_weight=spec.get('prior_weight'))
+    return dict(format='keras', base=model, input_size=[spec['size']]*2, weights=fused.weights_used, head=head,
+                **(linear if head == 'linear' else {}), prior_classes=list(groups) if groups else None,
+                train_views=list(views), **settings)
+
 def train(data:str|Path|None=None, # dataset folder; default `data_root()`
-          model:str='mobilenet', # a key of `BASES`
+          model:str=DEFAULT_MODEL, # a key of `BASES`
           out:str|Path|None=None, # run folder; default runs/<model>-<time>
           weights:str|None='auto', # see `resolve_weights`
           epochs:int=60, batch_size:int=32, lr:float=1e-3, # head training (mlp)
           hidden:tuple=(512, 128), dropout:float=0.3, # head shape (mlp)
-          head:str|None=None, # 'mlp': dense ReLU layers, Adam; 'linear': logistic regression on the embeddings; None: the base's default
+          head:str|None=None, # 'mlp': dense ReLU layers, Adam; 'linear': logistic regression; None: the base's default
           fine_tune:bool=False, # then unfreeze the top blocks and train end to end on images
           fine_tune_epochs:int=10, fine_tune_lr:float=1e-5, # fine-tuning stage
           fine_tune_after:str|None=None, # last frozen layer; default `BASES[model]['tune_after']`
           val_frac:float=0.15, seed:int=0, # split and initialisation
+          mapping:str|Path|dict|None=None, # ImageNet → category mapping for a prior model (see `prior_groups`)
           progress:bool=True, # progress bars
+          finish:bool=True, # False: leave the run partial, for `pintag run` to evaluate before finishing it
          )->Path:
-    "Train a transfer model on cached embeddings (then optionally fine-tune) and save its run folder; return the folder."
+    "Train a transfer model on cached embeddings (then optionally fine-tune) and write its run folder; return it."
     if model not in BASES: raise ValueError(f"unknown base {model!r}; choose one of {', '.join(BASES)}")
-    head = head or BASES[model].get('head', 'mlp')
-    if head not in ('mlp', 'linear'): raise ValueError(f"unknown head {head!r}; choose 'mlp' or 'linear'")
     out = new_run_dir(model, out)
     keras.utils.set_random_seed(seed)
     ds = load_dataset(data, val_frac=val_frac, seed=seed)
-    classes = ds.classes
     if ds.split('val').empty: raise ValueError(f"{ds.root}: no validation images; use more data or a larger val_frac")
-    fused = build_model(model, len(classes), weights, hidden if head == 'mlp' else (), dropout, lr)
-    print(f"pintag: {model} base weights: {fused.weights_used}", file=sys.stderr)
-    if fused.weights_used.startswith('none'):
-        warnings.warn(f"{model} runs with random weights (weights=None): its figures are not ImageNet transfer learning")
+    model, groups = resolve_model(model, ds.classes, mapping)
+    head = head or BASES[model].get('head', 'mlp')
+    if head not in ('mlp', 'linear'): raise ValueError(f"unknown head {head!r}; choose 'mlp' or 'linear'")
+    fused = build_model(model, len(ds.classes), weights, hidden if head == 'mlp' else (), dropout, lr, groups)
+    if fused.weights_used.startswith('none'): warnings.warn(f"{model} runs with random weights: not ImageNet transfer learning")
     t0 = time.perf_counter()
-    emb = embed_splits(fused.get_layer('features'), ds, model, ('train', 'val', 'test') if fine_tune else ('train', 'val'))
-    views = BASES[model].get('train_views', ())
-    X_tr, y_tr = emb['train']  # plus augmented views of the training images, when the base asks for them
-    X_tr = np.concatenate([X_tr] + [extract_features(fused.get_layer('features'), ds.split('train'), model, view=v) for v in views])
-    y_tr = np.tile(y_tr, 1 + len(views))
-    t_feat = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if head == 'mlp': hist = train_head(fused.get_layer('head'), X_tr, y_tr, *emb['val'], epochs, batch_size, progress=progress)
-    else: hist = fit_linear_head(fused.get_layer('head'), X_tr, y_tr, *emb['val'], column_weights=head_column_weights(model, X_tr.shape[1]),
-                                 **{k: BASES[model][k] for k in ('Cs', 'class_weight') if k in BASES[model]})
-    t_head = time.perf_counter() - t0
-    val_acc = _accuracy(fused.get_layer('head')(emb['val'][0], training=False), emb['val'][1])
-    metrics = dict(timing=dict(features_s=t_feat, head_train_s=t_head, epochs_run=len(hist.get('loss', []))), val_accuracy=val_acc)
+    emb, X_tr, y_tr = _embed_training(fused, ds, model, ('train', 'val', 'test') if fine_tune else ('train', 'val'))
+    t1 = time.perf_counter()
+    hist = _fit_head(fused, model, head, X_tr, y_tr, emb['val'], epochs, batch_size, progress)
+    timing = dict(features_s=t1 - t0, head_train_s=time.perf_counter() - t1, epochs_run=len(hist.get('loss', [])))
+    metrics = dict(timing=timing, val_accuracy=_accuracy(fused.get_layer('head')(emb['val'][0], training=False), emb['val'][1]))
     if fine_tune:
         ft_hist, report = _fine_tune_stage(fused, model, ds, emb, fine_tune_epochs, fine_tune_lr, batch_size, fine_tune_after, seed, progress)
-        hist.update(ft_hist); metrics['fine_tune'] = report
-        metrics['timing']['fine_tune_s'] = report['seconds']
-        metrics['val_accuracy'] = report['val_accuracy_after'] if report['helped'] else val_acc
-        print(f"pintag: fine-tuning {'lowered' if report['helped'] else 'did not lower'} the val loss "
-              f"({report['val_loss_before']:.3f} → {report['val_loss_after']:.3f}; val accuracy "
-              f"{report['val_accuracy_before']:.3f} → {report['val_accuracy_after']:.3f})", file=sys.stderr)
-    tmp = out.parent/f'.{out.name}.tmp'; shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-    fused.save(tmp/'model.keras')
-    write_json(tmp/'classes.json', classes)
-    write_json(tmp/'history.json', hist)
-    if any(k.endswith('loss') for k in hist): plot_history(hist, tmp/'history.png')
-    write_json(tmp/'config.json', dict(
-        kind='transfer', format='keras', model=model, base=model, input_size=[BASES[model]['size']]*2,
-        weights=fused.weights_used, head=head, epochs=epochs, batch_size=batch_size, lr=lr,
-        hidden=list(hidden) if head == 'mlp' else [], dropout=dropout if head == 'mlp' else 0.0,
-        **(dict(C=hist['best_C'], class_weight=BASES[model].get('class_weight'), prior_weight=BASES[model].get('prior_weight')) if head == 'linear' else {}),
-        train_views=list(views),
-        fine_tune=fine_tune, **(dict(fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
-                                     fine_tune_after=fine_tune_after or BASES[model]['tune_after']) if fine_tune else {}),
-        val_frac=val_frac, seed=seed, data=str(ds.root), data_hash=hashlib.sha256(''.join(sorted(ds.items.sha256)).encode()).hexdigest()[:16],
-        n_images={s: int((ds.items.split == s).sum()) for s in ('train', 'val', 'test')}, scan_issues=len(ds.issues),
-        created=datetime.datetime.now().isoformat(timespec='seconds'), env=environment_info()))
-    write_json(tmp/'metrics.json', metrics)
-    return finish_run(tmp, out)
+        hist.update(ft_hist); timing['fine_tune_s'] = report['seconds']
+        metrics.update(fine_tune=report, val_accuracy=report['val_accuracy_after'] if report['helped'] else metrics['val_accuracy'])
+    settings = dict(epochs=epochs, batch_size=batch_size, lr=lr, hidden=list(hidden) if head == 'mlp' else [],
+                    dropout=dropout if head == 'mlp' else 0.0, fine_tune=fine_tune,
+                    **(dict(fine_tune_epochs=fine_tune_epochs, fine_tune_lr=fine_tune_lr,
+                            fine_tune_after=fine_tune_after or BASES[model]['tune_after']) if fine_tune else {}))
+    cfg = run_config(ds, 'transfer', model, val_frac, seed,
+                     **_transfer_config(fused, model, head, hist, BASES[model].get('train_views', ()), **settings))
+    return write_run(out, ds, _model_files(fused, hist), finish, classes=ds.classes, config=cfg, history=hist, metrics=metrics)
 
 # %% ../nbs/06_models.ipynb #e358af2c
-def load_run_model(run:str|Path)->keras.Model:
-    "The fused Keras model of a run folder."
-    p = Path(run)/'model.keras'
-    if not p.exists(): raise FileNotFoundError(f"{run} is not a run folder (no model.keras)")
-    return keras.saving.load_model(p, custom_objects={'ImagePreprocess': ImagePreprocess}, compile=False)
+def load_run_model(run:str|Path, # a run folder
+                   finished:bool=True, # see `pintag.core.check_run`
+                  )->keras.Model:
+    "The fused Keras model of a run folder (Keras' safe mode: no code from the file runs)."
+    run, config, classes, _ = read_run(run, finished)
+    if not (run/'model.keras').is_file():
+        raise ValueError(f"{run} is a {config['kind']} run: it has no Keras model (model.keras) to load")
+    try: model = keras.saving.load_model(run/'model.keras', compile=False, safe_mode=True)
+    except Exception as e: raise ValueError(f"{run/'model.keras'} is corrupt or truncated ({type(e).__name__})") from None
+    if model.output_shape[-1] != len(classes):
+        raise ValueError(f"{run}: the model has {model.output_shape[-1]} outputs for {len(classes)} classes in classes.json")
+    return model
 
 class Tagger:
     "Tag images with a run's model: top-k (category, probability), optionally flagged unsure."
@@ -509,18 +585,16 @@ class Tagger:
         self.model, self.classes, self.unsure, self.batch_size = model, list(classes), unsure, batch_size
         self.workers = workers or min(4, os.cpu_count() or 1)
         self.size = tuple(model.input_shape[1:3])
-        spec = tf.TensorSpec((None, *self.size, 3), tf.float32)
-        self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec], autograph=False)
+        self._fn = fast_call(model)
 
     @classmethod
     def from_run(cls, run:str|Path, # run folder
                  unsure:float|str|None='auto', # 'auto': the run's threshold calibrated on held-out data (`metrics.json`), if any
                  batch_size:int=32):
         "Load a Tagger from a run folder."
-        if unsure == 'auto':
-            m = Path(run)/'metrics.json'
-            unsure = (read_json(m) if m.exists() else {}).get('unsure', {}).get('threshold')
-        return cls(load_run_model(run), read_json(Path(run)/'classes.json'), unsure, batch_size)
+        run, _, classes, metrics = read_run(run)
+        if unsure == 'auto': unsure = (metrics.get('unsure') or {}).get('threshold')
+        return cls(load_run_model(run), classes, unsure, batch_size)
 
     def _read(self, im)->tuple:
         "(array at the model's size, None) or (None, error message)."
@@ -569,17 +643,6 @@ class Tagger:
     def tag(self, images:list, top_k:int=3, unsure:float|None=None)->list:
         "All of `iter_tags` as a list."
         return list(self.iter_tags(images, top_k, unsure))
-
-    def export(self, folder:str|Path, # new folder: model.keras, savedmodel/, classes.json
-              )->Path:
-        "Write the fused model as `.keras` and as a TF SavedModel (signature `serve`: float32 RGB [0, 255] → probabilities)."
-        folder = Path(folder)
-        if folder.exists() and any(folder.iterdir()): raise FileExistsError(f"{folder} exists and is not empty")
-        tmp = folder.parent/f'.{folder.name}.tmp'; shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-        self.model.save(tmp/'model.keras')
-        self.model.export(str(tmp/'savedmodel'), format='tf_saved_model', verbose=False)
-        write_json(tmp/'classes.json', self.classes)
-        return finish_run(tmp, folder)
 
 # %% ../nbs/06_models.ipynb #f50d7462
 def build_vgg16(n_classes:int, **kwargs)->keras.Model:

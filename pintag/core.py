@@ -176,9 +176,12 @@ def check_image(path:str|Path, # image file to check
                )->dict:
     "Decode `path` fully; return `{'ok', 'reason', 'width', 'height', 'mode'}`."
     try:
-        with _image_source(path) as f, Image.open(f) as im: mode = im.mode
+        with _image_source(path) as f, warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(f) as im: mode = im.mode
         w, h = open_image(path, max_pixels).size
     except UnidentifiedImageError: return dict(ok=False, reason='not an image (unrecognised format)', width=0, height=0, mode='')
+    except Image.DecompressionBombError as e: return dict(ok=False, reason=f'too large: {e}', width=0, height=0, mode='')
     except (ValueError, OSError) as e: return dict(ok=False, reason=str(e), width=0, height=0, mode='')
     return dict(ok=True, reason='', width=w, height=h, mode=mode)
 
@@ -204,6 +207,7 @@ def _write_test_images(folder:Path)->dict:
     save('palette.png', rgb.convert('P')); save('alpha.png', rgb.convert('RGBA')); save('rgb.bmp', rgb)
     save('grey16.png', Image.fromarray((np.arange(40*60).reshape(40, 60)*27).astype(np.uint16)))
     save('bomb.png', Image.new('1', (10_000, 9_000)))  # 90 M pixels in a few KB
+    save('huge_bomb.png', Image.new('1', (20_000, 20_000)))  # past Pillow's own hard limit
     (folder/'empty.jpg').write_bytes(b''); files['empty.jpg'] = folder/'empty.jpg'
     (folder/'page.jpg').write_text('<html><body>Not found</body></html>'); files['page.jpg'] = folder/'page.jpg'
     whole = (folder/'rgb.jpg').read_bytes()
@@ -217,6 +221,7 @@ _run_locks = {}
 def _lock(path:Path):
     "Hold an exclusive lock on `path` for the life of the process; `FileExistsError` if another process has it."
     import fcntl
+    if str(path) in _run_locks: return  # this process holds it already (a run retried after an interruption)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
     try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

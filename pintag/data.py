@@ -242,28 +242,39 @@ def predict_batches(model:keras.Model, # any Keras model taking images
     return np.concatenate(out) if out else np.zeros((0,) + tuple(model.output_shape[1:]), np.float32)
 
 # %% ../nbs/01_data.ipynb #b258439a
+def _round_robin(g:pd.DataFrame, rng)->list:
+    "Row labels of `g`, taking one image of each source in turn (each source shuffled)."
+    by_src = [list(s.sample(frac=1, random_state=int(rng.integers(1<<31))).index) for _, s in g.groupby('source')]
+    return [lst[k] for k in range(max(map(len, by_src))) for lst in by_src if k < len(lst)]
+
+def _copy_image(src:Path, dst:Path, max_side:int|None):
+    "Copy an image, re-encoded (JPEG, quality 85) to at most `max_side` pixels on its longer side."
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if max_side is None: return shutil.copyfile(src, dst)
+    im = load_image(src); pil = Image.fromarray(im); pil.thumbnail((max_side, max_side), Image.LANCZOS)
+    buf = __import__('io').BytesIO(); pil.save(buf, 'JPEG', quality=85); atomic_write_bytes(dst, buf.getvalue())
+
 def make_sample(src:str|Path, # full dataset with train/test folders and manifest.csv
                 dst:str|Path, # where to write the sample
-                n_train:int=16, # images per class from train
-                n_test:int=6, # images per class from test
+                n_train:int=130, # images per class from train, round-robin across sources
+                n_test:int=16, # images per class from test, at random
+                max_side:int|None=160, # re-encode training images to this longer side; None copies them as they are
                 seed:int=0, # which images
                )->pd.DataFrame:
-    "Copy a stratified, source-diverse subset of `src` to `dst` with its manifest and attribution."
+    "Copy a stratified subset of `src` to `dst` with its manifest and attribution."
     src, dst = Path(src), Path(dst)
     man = pd.read_csv(src/'manifest.csv').rename(columns={'class': 'cls'})
     rng = np.random.default_rng(seed)
     picked = []
     for (split, cls), g in man.groupby(['split', 'cls']):
-        n = n_train if split == 'train' else n_test
-        by_src = [list(s.sample(frac=1, random_state=int(rng.integers(1<<31))).index) for _, s in g.groupby('source')]
-        order = [i for rnd in range(max(map(len, by_src))) for lst in by_src if rnd < len(lst) for i in [lst[rnd]]]
-        picked += order[:n]
+        if split == 'train': picked += _round_robin(g, rng)[:n_train]
+        else: picked += list(g.sample(min(n_test, len(g)), random_state=int(rng.integers(1<<31))).index)
     sub = man.loc[sorted(picked)]
-    for f in sub.file:
-        (dst/f).parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(src/f, dst/f)
-    sub.rename(columns={'cls': 'class'}).to_csv(dst/'manifest.csv', index=False)
-    lines = ['# Attribution', '', f'A {len(sub)}-image subset of the pintag open photo set. Every file, its source and its licence:', '',
-             '| file | class | source | licence | original |', '|---|---|---|---|---|']
+    for f, split in zip(sub.file, sub.split): _copy_image(src/f, dst/f, max_side if split == 'train' else None)
+    atomic_write_bytes(dst/'manifest.csv', manifest_text(sub.rename(columns={'cls': 'class'}).to_dict('records')).encode())
+    note = f', training images re-encoded to at most {max_side} px on the longer side' if max_side else ''
+    lines = ['# Attribution', '', f'A {len(sub)}-image subset of the pintag open photo set{note}. '
+             'Every file, its source and its licence:', '', '| file | class | source | licence | original |', '|---|---|---|---|---|']
     lines += [f"| {r.file} | {r.cls} | {r.source} | {r.license} | {r.original} |" for r in sub.itertuples()]
     atomic_write_bytes(dst/'ATTRIBUTION.md', ('\n'.join(lines)+'\n').encode())
     return sub

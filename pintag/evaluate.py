@@ -4,47 +4,69 @@
 
 # %% ../nbs/07_evaluate.ipynb #4bf16bd3
 from __future__ import annotations
-import os, re, json, time, importlib, warnings
+import os, re, sys, json, time, zipfile, hashlib, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 import numpy as np, pandas as pd
 import matplotlib; matplotlib.use(os.environ.get('MPLBACKEND', 'Agg'))
 import matplotlib.pyplot as plt, seaborn as sns
+from scipy.special import softmax
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from tqdm.auto import tqdm
-from .data import (load_dataset, scan_dataset, load_image, read_json, write_json, atomic_write_bytes,
-                         environment_info, Scan, SAMPLE_DIR, IMAGE_EXTS)
-from .models import (Tagger, build_base, build_head, build_model, train_head, resolve_weights,
-                           EmbeddingCache, extract_features, standardiser, prior_column_weights)
+from .core import RUN_MARKER, run_file, update_run, read_run
+from .data import (load_dataset, scan_dataset, load_image, atomic_write_bytes, environment_info, data_fingerprint,
+                         fast_call, Scan, SAMPLE_DIR, IMAGE_EXTS)
+from .models import (Tagger, load_run_model, build_base, build_head, build_model, train_head, fit_linear_head,
+                           resolve_weights, EmbeddingCache, extract_features, prior_column_weights)
+from . import svm
 
 # %% auto #0
-__all__ = ['UNSURE_SOURCES', 'load_predictor', 'update_metrics', 'classification_metrics', 'plot_confusion', 'confused_pairs',
-           'calibration', 'plot_reliability', 'pick_unsure_threshold', 'predictions_table', 'top_losses',
-           'plot_gallery', 'plot_confused_examples', 'set_unsure', 'evaluate', 'evaluate_folder', 'per_class_table',
-           'embeddings', 'fit_logreg', 'fit_mlp', 'cross_validate', 'run_head_fitter', 'cross_validate_run',
-           'source_group', 'image_sources', 'SourceHeldOut', 'leave_one_source_out', 'source_held_out_run',
-           'held_out_table', 'time_predictions', 'model_runtime', 'runtime_table', 'run_runtime', 'compare_runs',
-           'markdown_table', 'plot_comparison']
+__all__ = ['PREDICTORS', 'UNSURE_SOURCES', 'keras_predictor', 'load_predictor', 'update_metrics', 'classification_metrics',
+           'plot_confusion', 'confused_pairs', 'calibration', 'plot_reliability', 'pick_unsure_threshold',
+           'predictions_table', 'top_losses', 'plot_gallery', 'plot_confused_examples', 'set_unsure', 'same_dataset',
+           'evaluate', 'evaluate_folder', 'per_class_table', 'embeddings', 'fit_logreg', 'fit_mlp', 'cross_validate',
+           'run_head_fitter', 'cross_validate_run', 'source_group', 'image_sources', 'SourceHeldOut',
+           'leave_one_source_out', 'source_held_out_run', 'held_out_table', 'time_predictions', 'model_runtime',
+           'runtime_table', 'run_runtime', 'compare_runs', 'markdown_table', 'plot_comparison']
 
 # %% ../nbs/07_evaluate.ipynb #8054c150
-def load_predictor(run:str|Path):
-    "An object with `.classes` and `.predict_proba(paths)` for any run folder."
-    run = Path(run)
-    cfg = read_json(run/'config.json')
-    if 'predictor' in cfg:
-        mod, fn = cfg['predictor'].split(':')
-        return getattr(importlib.import_module(mod), fn)(run)
-    return Tagger.from_run(run)
+def _checked_keras_model(run:Path, finished:bool)->'keras.Model':
+    "A run's fused model, loaded only once `model.keras` is the file pintag wrote (in a finished run); one-line errors."
+    path = run/'model.keras'
+    if (run/RUN_MARKER).exists() and path.is_file():
+        if not zipfile.is_zipfile(path): raise ValueError(f"{path} is corrupt or truncated (not a Keras zip archive); train the run again")
+        run_file(run, 'model.keras')  # the very file pintag wrote, or an error
+    return load_run_model(run, finished)
 
+def keras_predictor(run:str|Path, # a transfer, ann or cnn run folder
+                    finished:bool=True, # False: also a partial run (see `pintag.core.check_run`)
+                   )->Tagger:
+    "A `Tagger` on the run's fused model, flagging tags below the run's calibrated unsure threshold."
+    run, _, classes, metrics = read_run(run, finished)
+    return Tagger(_checked_keras_model(run, finished), classes, (metrics.get('unsure') or {}).get('threshold'))
+
+PREDICTORS = {'transfer': keras_predictor, 'ann': keras_predictor, 'cnn': keras_predictor,  # run kind -> loader(run, finished)
+              'svm': svm.load_predictor}
+
+def load_predictor(run:str|Path, # a run folder
+                   finished:bool=True, # False: also a partial run (see `pintag.core.check_run`)
+                  ):
+    "An object with `.classes` and `.predict_proba(paths)` for a run, loaded by its kind from `PREDICTORS`."
+    run, cfg, classes, _ = read_run(run, finished)
+    predictor = PREDICTORS[cfg['kind']](run, finished)
+    if list(predictor.classes) != classes: raise ValueError(f"{run}: the model's classes differ from classes.json")
+    return predictor
+
+# %% ../nbs/07_evaluate.ipynb #2b3c4d5e
 def update_metrics(run:str|Path, # run folder
+                   finished:bool=True, # False: a partial run (see `pintag.core.check_run`)
                    **sections, # top-level keys to add or replace
                   )->dict:
-    "Merge `sections` into the run's `metrics.json`, keeping every other key; written atomically."
-    path = Path(run)/'metrics.json'
-    metrics = read_json(path) if path.exists() else {}
-    metrics.update(sections)
-    write_json(path, metrics)
+    "Merge `sections` into the run's `metrics.json`, keeping every other key; written atomically with its new hash."
+    run, _, _, metrics = read_run(run, finished)
+    metrics = {**metrics, **sections}
+    update_run(run, 'metrics.json', metrics, finished)
     return metrics
 
 # %% ../nbs/07_evaluate.ipynb #a0af04c0
@@ -215,60 +237,99 @@ UNSURE_SOURCES = ('test', 'loso', 'unseen')  # held-out predictions a run's unsu
 def set_unsure(run:str|Path, # run folder
                unsure:dict, # from `pick_unsure_threshold`
                source:str, # one of `UNSURE_SOURCES`
+               finished:bool=True, # False: a partial run (see `pintag.core.check_run`)
               )->dict|None:
     "Make `unsure` the run's threshold (`metrics['unsure']`) unless it already comes from held-out data more like a user's photos."
     if source not in UNSURE_SOURCES: raise ValueError(f"unknown unsure source {source!r}; one of {', '.join(UNSURE_SOURCES)}")
-    path = Path(run)/'metrics.json'
-    current = (read_json(path) if path.exists() else {}).get('unsure', {}).get('from', 'test')
-    if UNSURE_SOURCES.index(source) < UNSURE_SOURCES.index(current): return None
-    return update_metrics(run, unsure={**unsure, 'from': source})['unsure']
+    _, _, _, metrics = read_run(run, finished)
+    current = (metrics.get('unsure') or {}).get('from', 'test')
+    rank = lambda s: UNSURE_SOURCES.index(s) if s in UNSURE_SOURCES else -1
+    if rank(source) < rank(current): return None
+    return update_metrics(run, finished, unsure={**unsure, 'from': source})['unsure']
 
-def _score(run:Path, items:pd.DataFrame, key:str, data:str, figures:bool, unsure_target:float)->dict:
-    "Predict `items` with the run, compute every figure, save plots and predictions, merge into metrics.json."
-    cfg = read_json(run/'config.json'); pred = load_predictor(run)
-    unknown = sorted(set(items.cls) - set(pred.classes))
+def _score_items(predictor, # from `load_predictor`
+                 items:pd.DataFrame, # rows with `path` and `cls`
+                 data:str|Path, # where they come from, for messages
+                 unsure_target:float=0.9, # see `pick_unsure_threshold`
+                )->tuple:
+    "Predict `items` and compute every figure: (figures, predictions table)."
+    classes = predictor.classes
+    unknown = sorted(set(items.cls) - set(classes))
     if unknown: raise ValueError(f"{data} has classes the run was not trained on: {', '.join(unknown)}")
-    if items.empty: raise ValueError(f"{data}: no images to evaluate for {key!r}")
-    t0 = time.perf_counter(); probs = pred.predict_proba(items.path.tolist()); secs = time.perf_counter()-t0
-    preds = predictions_table(items.path.tolist(), items.cls.tolist(), probs, pred.classes)
-    res = classification_metrics(items.cls.map(pred.classes.index).values, probs.argmax(1), pred.classes)
+    if items.empty: raise ValueError(f"{data}: no images to evaluate")
+    t0 = time.perf_counter(); probs = predictor.predict_proba(items.path.tolist()); secs = time.perf_counter() - t0
+    preds = predictions_table(items.path.tolist(), items.cls.tolist(), probs, classes)
+    res = classification_metrics(items.cls.map(classes.index).values, probs.argmax(1), classes)
     cal = calibration(preds.confidence, preds.correct)
-    res.update(data=str(data), seconds=secs, seconds_per_image=secs/len(items),
-               confused_pairs=confused_pairs(res['confusion'], pred.classes).to_dict('records'),
+    res.update(data=str(data), seconds=secs, seconds_per_image=secs/len(items), classes_scored=sorted(set(items.cls)),
+               confused_pairs=confused_pairs(res['confusion'], classes).to_dict('records'),
                calibration=cal, unsure=pick_unsure_threshold(preds.confidence, preds.correct, unsure_target))
-    atomic_write_bytes(run/f'predictions_{key}.csv', preds.to_csv(index=False).encode())
-    if figures:
-        name = f"{cfg.get('model', run.name)} {key}"
-        plot_confusion(res['confusion'], pred.classes, run/f'confusion_{key}.png', title=name)
-        plot_reliability(cal, run/f'reliability_{key}.png', title=name)
-        plot_gallery(top_losses(preds, 12), path=run/f'top_losses_{key}.png', title=f'{name}: most confidently wrong')
-        fig = plot_confused_examples(preds, path=run/f'confused_{key}.png', title=f'{name}: most-confused classes')
-        res['figures'] = [f'{k}_{key}.png' for k in ('confusion', 'reliability', 'top_losses', 'confused') if (run/f'{k}_{key}.png').exists()]
-    update_metrics(run, **{key: res})
-    if key in UNSURE_SOURCES: set_unsure(run, res['unsure'], key)
+    return res, preds
+
+# %% ../nbs/07_evaluate.ipynb #4d5e6f70
+def _save_figures(run:Path, tag:str, res:dict, preds:pd.DataFrame, title:str)->list:
+    "The confusion, reliability, top-loss and most-confused PNGs, named `<kind>_<tag>.png`; their names."
+    plot_confusion(res['confusion'], res['classes'], run/f'confusion_{tag}.png', title=title)
+    plot_reliability(res['calibration'], run/f'reliability_{tag}.png', title=title)
+    plot_gallery(top_losses(preds, 12), path=run/f'top_losses_{tag}.png', title=f'{title}: most confidently wrong')
+    confused = plot_confused_examples(preds, path=run/f'confused_{tag}.png', title=f'{title}: most-confused classes')
+    return [f'{k}_{tag}.png' for k in ('confusion', 'reliability', 'top_losses', 'confused') if k != 'confused' or confused]
+
+def _record(run:Path, key:str, figures:dict, finished:bool, other_data:str|Path|None=None)->str:
+    "Merge `figures` into metrics.json under `key`, or under `other['<other_data>:<key>']`; return the key used."
+    if other_data is None: update_metrics(run, finished, **{key: figures}); return key
+    _, _, _, metrics = read_run(run, finished)
+    others = metrics['other'] if isinstance(metrics.get('other'), dict) else {}
+    key = f'{other_data}:{key}'
+    update_metrics(run, finished, other={**others, key: figures})
+    return key
+
+def _score(run:str|Path, items:pd.DataFrame, key:str, data:Path, figures:bool, unsure_target:float, finished:bool,
+           other:bool=False)->dict:
+    "Score `items` with the run, save predictions and plots, and record the figures (as `_record`; the threshold as `set_unsure`)."
+    run, cfg, _, _ = read_run(run, finished)
+    predictor = load_predictor(run, finished)
+    res, preds = _score_items(predictor, items, data, unsure_target)
+    tag = f"other-{hashlib.sha256(f'{data}:{key}'.encode()).hexdigest()[:8]}" if other else key
+    atomic_write_bytes(run/f'predictions_{tag}.csv', preds.to_csv(index=False).encode())
+    res['predictions'] = f'predictions_{tag}.csv'
+    if figures: res['figures'] = _save_figures(run, tag, res, preds, f"{cfg.get('model', run.name)} {Path(data).name if other else ''} {key}")
+    _record(run, key, res, finished, data if other else None)
+    if not other and key in UNSURE_SOURCES and set(items.cls) == set(predictor.classes): set_unsure(run, res['unsure'], key, finished)
     return res
+
+# %% ../nbs/07_evaluate.ipynb #6f708192
+def same_dataset(config:dict, # a run's config.json
+                 ds:Scan, # a loaded dataset
+                )->bool:
+    "Whether `ds` is the dataset the run was trained on: the same folder, holding the same images."
+    return Path(ds.root).resolve() == Path(str(config.get('data'))).resolve() and data_fingerprint(ds) == config.get('data_hash')
 
 def evaluate(run:str|Path, # run folder
              data:str|Path|None=None, # dataset; default the one the run was trained on
              split:str='test', # which split to score
              figures:bool=True, # save the PNGs
              unsure_target:float=0.9, # accuracy a confident tag should have (see `pick_unsure_threshold`)
+             finished:bool=True, # False: also a partial run (see `pintag.core.check_run`)
             )->dict:
-    "Score a run on a split of its data; save plots and predictions, merge the figures into `metrics.json`."
-    run = Path(run); cfg = read_json(run/'config.json')
+    "Score a run on a split of its own data, or of other data (kept in `metrics['other']`); save plots and predictions."
+    run, cfg, _, _ = read_run(run, finished)
     ds = load_dataset(data or cfg['data'], val_frac=cfg.get('val_frac', 0.15), seed=cfg.get('seed', 0))
-    return _score(run, ds.split(split), split, ds.root, figures, unsure_target)
+    own = same_dataset(cfg, ds)
+    if not own: print(f"pintag: {ds.root} is not the dataset {run.name} was trained on; its figures go under metrics['other']", file=sys.stderr)
+    return _score(run, ds.split(split), split, ds.root, figures, unsure_target, finished, other=not own)
 
 def evaluate_folder(run:str|Path, # run folder
                     folder:str|Path, # any folder of class folders (split folders inside are pooled)
                     key:str='unseen', # the metrics.json key, kept apart from the in-distribution split
                     figures:bool=True, # save the PNGs
                     unsure_target:float=0.9, # see `pick_unsure_threshold`
+                    finished:bool=True, # False: also a partial run (see `pintag.core.check_run`)
                    )->dict:
     "Score a run on every image of another folder — a differently sourced test set — under its own key."
-    if key in ('train', 'val', 'test', 'unsure', 'timing', 'cv', 'runtime', 'loso'): raise ValueError(f"key {key!r} is reserved; choose another")
+    if key in ('train', 'val', 'test', 'unsure', 'timing', 'cv', 'runtime', 'loso', 'other'): raise ValueError(f"key {key!r} is reserved; choose another")
     s = scan_dataset(folder)
-    return _score(Path(run), s.items.reset_index(drop=True), key, s.root, figures, unsure_target)
+    return _score(run, s.items.reset_index(drop=True), key, s.root, figures, unsure_target, finished)
 
 def per_class_table(res:dict)->pd.DataFrame:
     "The per-class figures of an `evaluate` result as a table."
@@ -281,13 +342,14 @@ def embeddings(items:pd.DataFrame, # rows with `path` and `sha256`
                batch_size:int=32, # images per forward pass for uncached images
                view:str|None=None, # an augmented view of each image (a key of `pintag.models.VIEWS`)
               )->np.ndarray:
-    "Cached embeddings of `items`; the base is only loaded when some are missing from the cache."
+    "Cached embeddings of `items` (`pintag.models.extract_features`); a base is built only when some images are not cached."
     if callable(base): return np.asarray(base(items) if view is None else base(items, view))
     if not isinstance(base, str): return np.concatenate([embeddings(items, b, weights, batch_size, view) for b in base], axis=1)
     cache = EmbeddingCache(base, resolve_weights(base, weights) or 'none (random init)', view=view)
-    if not cache.missing(items.sha256.tolist()): return cache.get(items.sha256.tolist())
-    return extract_features(build_base(base, weights), items, base, batch_size, cache=cache, view=view)
+    features = build_base(base, weights) if cache.missing(items.sha256.tolist()) else None
+    return extract_features(features, items, base, batch_size, cache=cache, view=view)
 
+# %% ../nbs/07_evaluate.ipynb #74859607
 def _full_width(proba:np.ndarray, seen:np.ndarray, n_classes:int)->np.ndarray:
     "Probabilities over all classes from a model that saw only the classes `seen`."
     out = np.zeros((len(proba), n_classes), np.float32); out[:, seen] = proba
@@ -298,20 +360,20 @@ def fit_logreg(C:float=1.0, # inverse regularisation strength
                max_iter:int=3000, # solver iterations
                prior_weight:float|None=None, # weight of the last `PRIOR_COLUMNS` columns (a `prior` base's category prior)
               )->Callable:
-    "A head fitter: logistic regression on standardised embeddings, as `fit_linear_head` fits a run's linear head."
-    from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits
-    def fit(X, y, n_classes, seed=0):
+    "A head fitter: a run's linear head (`fit_linear_head`) at one `C`, on the classes present; probabilities over all classes."
+    def fit(X, y, n_classes, seed=0):  # L-BFGS is deterministic: `seed` is not needed
         seen = np.unique(y)
         if len(seen) == 1: return lambda Xn: _full_width(np.ones((len(Xn), 1)), seen, n_classes)
+        head, labels = build_head(X.shape[1], len(seen), hidden=()), np.searchsorted(seen, y)
         w = None if prior_weight is None else prior_column_weights(X.shape[1], prior_weight)
-        mu, sd = standardiser(X, w)
-        with threadpool_limits(1):  # small problems: threaded BLAS only adds contention
-            clf = LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter, random_state=seed).fit((X - mu)/sd, y)
-        return lambda Xn: _full_width(clf.predict_proba((np.asarray(Xn) - mu)/sd), clf.classes_, n_classes)
+        fit_linear_head(head, X, labels, X[:1], labels[:1], Cs=(C,), max_iter=max_iter, class_weight=class_weight,
+                        column_weights=w)  # one C: nothing to choose on validation data
+        kernel, bias = head.get_layer('probs').get_weights()
+        return lambda Xn: _full_width(softmax(np.asarray(Xn, np.float32) @ kernel + bias, axis=1), seen, n_classes)
     fit.label = f'logreg(C={C}' + (f', class_weight={class_weight}' if class_weight else '') + (f', prior_weight={prior_weight}' if prior_weight else '') + ')'
     return fit
 
+# %% ../nbs/07_evaluate.ipynb #8596a7b8
 def fit_mlp(hidden:tuple=(512, 128), # ReLU dense layers; () for a linear softmax head
             dropout:float=0.3, lr:float=1e-3, # as in `build_head`
             epochs:int=60, batch_size:int=32, patience:int=8, # as in `train_head`
@@ -331,7 +393,7 @@ def fit_mlp(hidden:tuple=(512, 128), # ReLU dense layers; () for a linear softma
             seen = np.unique(y[tr]); cw = dict(zip(seen.tolist(), compute_class_weight('balanced', classes=seen, y=y[tr]).tolist()))
         head = build_head(X.shape[1], n_classes, tuple(hidden), dropout, lr)
         train_head(head, X[tr], y[tr], X[va], y[va], epochs, batch_size, patience, class_weight=cw, progress=False)
-        return lambda Xn: np.asarray(head(np.asarray(Xn, np.float32), training=False))
+        return lambda Xn: np.asarray(fast_call(head)(np.asarray(Xn, np.float32)))
     fit.label = f"mlp(hidden={list(hidden)}, dropout={dropout}" + (f', class_weight={class_weight}' if class_weight else '') + ')'
     return fit
 
@@ -363,24 +425,31 @@ def cross_validate(data:str|Path|Scan|None=None, # dataset folder (or a loaded `
                 confusion_mean_normalised=(cm/np.maximum(cm.sum(1, keepdims=True), 1e-9)).tolist(),
                 fit_s=time.perf_counter() - t0, features_s=t_feat, data=str(ds.root))
 
+# %% ../nbs/07_evaluate.ipynb #96a7b8c9
 def run_head_fitter(cfg:dict, # a transfer run's config.json
                    )->Callable:
     "A head fitter like the run's own head: `fit_logreg` with its `C` for a linear head, else `fit_mlp` with its shape and training settings."
     if cfg.get('head') == 'linear': return fit_logreg(C=cfg.get('C', 1.0), class_weight=cfg.get('class_weight'), prior_weight=cfg.get('prior_weight'))
     return fit_mlp(tuple(cfg.get('hidden', (512, 128))), cfg.get('dropout', 0.3), cfg.get('lr', 1e-3), cfg.get('epochs', 60), cfg.get('batch_size', 32))
 
+def _transfer_run(run:str|Path, finished:bool, data:str|Path|None, job:str)->tuple:
+    "(folder, config, dataset, base weights) of a transfer run, for a job on embeddings of its base."
+    run, cfg, _, _ = read_run(run, finished)
+    if cfg['kind'] != 'transfer': raise ValueError(f"{run} holds a {cfg['kind']!r} model; {job} on embeddings needs a transfer run")
+    ds = load_dataset(data or cfg['data'], val_frac=cfg.get('val_frac', 0.15), seed=cfg.get('seed', 0))
+    w = cfg.get('weights', 'auto')
+    return run, cfg, ds, None if str(w).startswith('none') else w
+
 def cross_validate_run(run:str|Path, # a transfer run folder
                        folds:int=10, # stratified folds
                        fit:Callable|None=None, # default: the run's own head (`run_head_fitter`)
                        data:str|Path|None=None, # default: the run's dataset
+                       finished:bool=True, # False: also a partial run (see `pintag.core.check_run`)
                       )->dict:
-    "Cross-validate a run's head on cached embeddings of its (frozen) base; merged into `metrics.json` as `cv`."
-    run = Path(run); cfg = read_json(run/'config.json')
-    if 'base' not in cfg: raise ValueError(f"{run} is a {cfg.get('kind', 'non-transfer')} run; cross-validation on embeddings needs a transfer run (config 'base')")
-    fit = fit or run_head_fitter(cfg)
-    w = cfg.get('weights', 'auto'); w = None if str(w).startswith('none') else w
-    cv = cross_validate(data or cfg['data'], cfg['base'], fit, folds, cfg.get('seed', 0), w)
-    update_metrics(run, cv=cv)
+    "Cross-validate a run's head on cached embeddings of its (frozen) base; merged into `metrics.json` as `cv` (other data: `other`)."
+    run, cfg, ds, weights = _transfer_run(run, finished, data, 'cross-validation')
+    cv = cross_validate(ds, cfg['base'], fit or run_head_fitter(cfg), folds, cfg.get('seed', 0), weights)
+    _record(run, 'cv', cv, finished, None if same_dataset(cfg, ds) else ds.root)
     return cv
 
 # %% ../nbs/07_evaluate.ipynb #38212680
@@ -504,16 +573,15 @@ def leave_one_source_out(data:str|Path|Scan|None=None, # dataset folder (or a lo
 def source_held_out_run(run:str|Path, # a transfer run folder
                         data:str|Path|None=None, # default: the run's dataset (needs manifest.csv)
                         unsure_target:float=0.9, # see `pick_unsure_threshold`
+                        finished:bool=True, # False: also a partial run (see `pintag.core.check_run`)
                        )->SourceHeldOut:
-    "Leave-one-source-out with the run's base and head; merged into `metrics.json` as `loso`, its confidences set the unsure threshold."
-    run = Path(run); cfg = read_json(run/'config.json')
-    if 'base' not in cfg: raise ValueError(f"{run} is a {cfg.get('kind', 'non-transfer')} run; leave-one-source-out on embeddings needs a transfer run (config 'base')")
-    w = cfg.get('weights', 'auto'); w = None if str(w).startswith('none') else w
-    r = leave_one_source_out(data or cfg['data'], cfg['base'], run_head_fitter(cfg), seed=cfg.get('seed', 0), weights=w,
+    "Leave-one-source-out with the run's base and head, merged into `metrics.json` as `loso`; its confidences set the unsure threshold."
+    run, cfg, ds, weights = _transfer_run(run, finished, data, 'leave-one-source-out')
+    r = leave_one_source_out(ds, cfg['base'], run_head_fitter(cfg), seed=cfg.get('seed', 0), weights=weights,
                              train_views=tuple(cfg.get('train_views', ())))
-    p = r.predictions
-    update_metrics(run, loso=r.to_dict())
-    set_unsure(run, pick_unsure_threshold(p.confidence, p.correct, unsure_target), 'loso')
+    own = same_dataset(cfg, ds)
+    _record(run, 'loso', r.to_dict(), finished, None if own else ds.root)
+    if own: set_unsure(run, pick_unsure_threshold(r.predictions.confidence, r.predictions.correct, unsure_target), 'loso', finished)
     return r
 
 # %% ../nbs/07_evaluate.ipynb #1b855216
@@ -563,11 +631,10 @@ def model_runtime(base:str, # a key of `BASES`
                   n_classes:int=8, # head outputs
                  )->dict:
     "Latency and throughput of a fused transfer model (base + head) on in-memory images."
-    import tensorflow as tf
     model = build_model(base, n_classes, weights)
     size = tuple(model.input_shape[1:3])
     x = np.stack([load_image(p, size) for p in (images or _sample_images(batch_size))]).astype('float32')
-    fn = tf.function(lambda b: model(b, training=False), reduce_retracing=True, autograph=False)
+    fn = fast_call(model)  # the one cached tf.function of this model
     t = time_predictions(lambda b: fn(b).numpy(), x, batch_size, n_single=n_single, n_batches=n_batches)
     w = model.weights_used
     return dict(model=base, weights=Path(w).name if os.path.sep in str(w) else w, input_size=list(size),
@@ -589,15 +656,18 @@ def runtime_table(bases:list=('mobilenet', 'mobilenetv2', 'vgg16', 'inceptionv3'
     df['latency_vs_first'] = df.latency_ms/df.latency_ms.iloc[0]
     return df
 
+# %% ../nbs/07_evaluate.ipynb #a7b8c9da
 def run_runtime(run:str|Path, # run folder
                 images:list|None=None, # image files; default some of the shipped sample
                 batch_size:int=32, n_single:int=20, n_batches:int=3, # see `time_predictions`
+                finished:bool=True, # False: also a partial run (see `pintag.core.check_run`)
                )->dict:
     "End-to-end latency and throughput of a run's predictor from image files; merged into `metrics.json` as `runtime`."
-    pred = load_predictor(run)
-    t = time_predictions(pred.predict_proba, [str(p) for p in (images or _sample_images(batch_size))], batch_size, n_single=n_single, n_batches=n_batches)
+    predictor = load_predictor(run, finished)
+    paths = [str(p) for p in (images or _sample_images(batch_size))]
+    t = time_predictions(predictor.predict_proba, paths, batch_size, n_single=n_single, n_batches=n_batches)
     rt = dict(t, measured='end to end: image file -> probabilities', env=environment_info(), loadavg=list(os.getloadavg()))
-    update_metrics(run, runtime=rt)
+    update_metrics(run, finished, runtime=rt)
     return rt
 
 # %% ../nbs/07_evaluate.ipynb #4bfc750b
@@ -612,13 +682,13 @@ def compare_runs(run_dirs:list, # run folders
                 )->pd.DataFrame:
     "One row per run: model, kind, accuracy, unseen/CV accuracy, training time, latency, weakest class, most-confused pair."
     rows = []
-    for run in map(Path, run_dirs):
-        cfg, m = read_json(run/'config.json'), (read_json(run/'metrics.json') if (run/'metrics.json').exists() else {})
+    for run in run_dirs:
+        run, cfg, _, m = read_run(run)
         if split not in m: raise ValueError(f"{run} has no {split!r} figures in metrics.json; run `evaluate` on it first")
         r = m[split]; pc = {c: v['accuracy'] for c, v in r['per_class'].items() if v.get('support', 1)}
         worst = min(pc, key=pc.get); cp = r.get('confused_pairs') or confused_pairs(r['confusion'], r['classes'], 1).to_dict('records')
         cv, rt = m.get('cv'), m.get('runtime', {})
-        rows.append(dict(run=run.name, model=cfg.get('model', run.name), kind=cfg.get('kind', ''), accuracy=r['accuracy'], n=r['n'],
+        rows.append(dict(run=run.name, model=cfg.get('model', run.name), kind=cfg['kind'], accuracy=r['accuracy'], n=r['n'],
                          unseen_accuracy=m.get('unseen', {}).get('accuracy'),
                          cv=f"{cv['accuracy_mean']:.3f} ± {cv['accuracy_std']:.3f}" if cv else None,
                          train_s=_training_seconds(m.get('timing', {})),
@@ -629,6 +699,7 @@ def compare_runs(run_dirs:list, # run folders
                          most_confused=f"{cp[0]['true']} → {cp[0]['predicted']} ({cp[0]['count']})" if cp else ''))
     return pd.DataFrame(rows).set_index('run').sort_values('accuracy', ascending=False, kind='stable')
 
+# %% ../nbs/07_evaluate.ipynb #c9daebfc
 def markdown_table(df:pd.DataFrame, # any table
                    digits:int=3, # decimals for floats
                    index:bool=True, # include the index as the first column

@@ -2,7 +2,7 @@
 and leave-one-source-out accuracy per source and per class.
 
 Writes bench/results/evaluate.json with the figures, the machine and the load average (the machine is shared).
-Usage: python bench/bench_evaluate.py [DATA] [--skip-runtime] [--skip-mlp]
+Usage: python bench/bench_evaluate.py [DATA] [--skip-runtime] [--skip-mlp] [--result PATH]
 """
 import os, sys, json, time, argparse
 from pathlib import Path
@@ -14,8 +14,10 @@ def main():
     p.add_argument('data', nargs='?', default=os.environ.get('PINTAG_FULL_DATA', str(HERE.parent.parent/'shared'/'data'/'pinterest_open')))
     p.add_argument('--skip-runtime', action='store_true', help='leave out the runtime table')
     p.add_argument('--skip-mlp', action='store_true', help='cross-validate with logistic regression only')
+    p.add_argument('--result', default=str(HERE/'results'/'evaluate.json'), help='where to write the figures (a trial run: elsewhere)')
     a = p.parse_args()
     load0 = os.getloadavg(); t_all = time.perf_counter()
+    from pintag.core import write_json
     from pintag.data import load_dataset, environment_info
     from pintag.evaluate import (cross_validate, fit_logreg, fit_mlp, runtime_table, leave_one_source_out,
                                  pick_unsure_threshold, markdown_table, embeddings)
@@ -61,9 +63,7 @@ def main():
     out['loso_summary'] = {k: dict(held_out=v['accuracy'], balanced=v['balanced_accuracy'], with_data_50=v['accuracy_with_data_50'], split=v['split_accuracy'],
                                    per_class={c['cls']: round(c['accuracy'], 4) for c in v['per_class']}) for k, v in loso.items()}
     out.update(total_s=time.perf_counter() - t_all, machine=environment_info(), loadavg_before=load0, loadavg_after=os.getloadavg())
-    (HERE/'results').mkdir(exist_ok=True)
-    tmp = HERE/'results'/'.evaluate.json.part'
-    tmp.write_text(json.dumps(out, indent=2, default=float)); os.replace(tmp, HERE/'results'/'evaluate.json')
+    write_json(a.result, json.loads(json.dumps(out, default=float)))
     print(json.dumps(dict(cv={k: (v['accuracy_mean'], v['accuracy_std'], v['fit_s']) for k, v in cv.items() if isinstance(v, dict)},
                           loso=out['loso_summary'], total_s=out['total_s'], load=(load0, out['loadavg_after'])), indent=1))
 

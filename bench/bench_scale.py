@@ -95,7 +95,7 @@ def on_ray(run: str, paths: list, workers: int, folder: Path) -> dict:
     assert summary['tagged'] + summary['errors'] == len(paths) == len(read_results(out, ['image']))
     (t1, d1, c1), (t2, d2, c2) = marks[0], marks[-1]
     return dict(workers=summary['workers'], seconds_end_to_end=summary['seconds'],
-                images_per_s_end_to_end=len(paths)/summary['seconds'], first_part_s=t1 - t,
+                images_per_s_end_to_end=len(paths)/summary['seconds'], first_part_s=t1 - t, first_part_images=d1,
                 images_per_s_steady=(d2 - d1)/(t2 - t1), cpu_ms_per_image_steady=1000*(c2 - c1)/(d2 - d1),
                 errors=summary['errors'], load=os.getloadavg())
 
@@ -129,11 +129,13 @@ def derived(out: dict) -> dict:
                  end_to_end_1_worker=r1['images_per_s_end_to_end']/single['images_per_s_end_to_end'],
                  end_to_end_2_workers=r2['images_per_s_end_to_end']/single['images_per_s_end_to_end'],
                  target_2_workers=0.8)
-    overhead = dict(init_s=out['ray_init_s'], startup_s=r2['first_part_s'],
+    startup = r2['first_part_s'] - r2['first_part_images']/r2['images_per_s_steady']  # less the first part's tagging
+    overhead = dict(init_s=out['ray_init_s'], startup_s=startup,
                     core_ms_per_image=r2['cpu_ms_per_image_steady'] - single['cpu_ms_per_image'],
                     core_ms_per_image_vs_components=r2['cpu_ms_per_image_steady'] - work_ms,
                     wall_ms_per_image_1_worker=1000/r1['images_per_s_steady'] - 1000/single['images_per_s'],
-                    measured='startup_s: from tag_cluster called to its first part written (2 workers); '
+                    measured='startup_s: from tag_cluster called to its first part written, less that part\'s images '
+                             'at the steady rate (2 workers); '
                              'core_ms_per_image: CPU-ms per image of the 2-worker run (every process, steady) minus '
                              "the single-process Tagger's; _vs_components: minus one core's read + decode + infer "
                              'CPU-ms per image; wall_ms_per_image_1_worker: 1 worker vs the Tagger, steady')

@@ -48,7 +48,8 @@ def fit_images(model:keras.Model, # a compiled Keras model
               )->dict:
     "Fit with early stopping on validation loss, restoring the best epoch's weights; return the history."
     arrays = y_train is not None
-    if arrays != (y_val is not None): raise ValueError("training and validation data must both be arrays or both be datasets")
+    if arrays != (y_val is not None):
+        raise ValueError("training and validation data must both be arrays or both be datasets")
     if arrays and len(X_val) == 0: raise ValueError("no validation data for early stopping")
     cbs = [keras.callbacks.EarlyStopping('val_loss', patience=patience, restore_best_weights=True)]
     if progress:
@@ -76,10 +77,12 @@ def plot_history(hist:dict, # loss, accuracy, val_loss, val_accuracy per epoch; 
         best = epochs[int(np.argmin(hist[f'{key}val_loss']))] if hist.get(f'{key}val_loss') else None
         for ax, metric in zip(axs, ('loss', 'accuracy')):
             for split, name in (('', 'train'), ('val_', 'validation')):
-                if hist.get(f'{key}{split}{metric}'): ax.plot(epochs, hist[f'{key}{split}{metric}'], label=f'{label}{name}')
+                values = hist.get(f'{key}{split}{metric}')
+                if values: ax.plot(epochs, values, label=f'{label}{name}')
             if best: ax.axvline(best, ls=':', c='grey', label=f'{label}best val loss (epoch {best})')
         start = epochs[-1]
-    for ax, metric in zip(axs, ('loss', 'accuracy')): ax.set(xlabel='epoch', ylabel=metric, title=metric); ax.legend(fontsize=8)
+    for ax, metric in zip(axs, ('loss', 'accuracy')):
+        ax.set(xlabel='epoch', ylabel=metric, title=metric); ax.legend(fontsize=8)
     fig.suptitle(title); fig.tight_layout()
     if path: fig.savefig(path, dpi=90); plt.close(fig)
     return fig
@@ -106,13 +109,15 @@ def train_keras_baseline(kind:str, # 'ann' or 'cnn': the run's kind and model na
     X_tr, X_va = rgb_tensors(tr.path, size, desc='train images'), rgb_tensors(va.path, size, desc='val images')
     load_s, model = time.perf_counter() - t0, build(len(ds.classes))
     t0 = time.perf_counter()
-    hist = fit_images(model, X_tr, class_indices(tr, ds.classes), X_va, class_indices(va, ds.classes), epochs, batch_size, patience)
+    y_tr, y_va = class_indices(tr, ds.classes), class_indices(va, ds.classes)
+    hist = fit_images(model, X_tr, y_tr, X_va, y_va, epochs, batch_size, patience)
     train_s, best = time.perf_counter() - t0, int(np.argmin(hist['val_loss']))
     def write_files(folder):
         model.save(folder/'model.keras'); plot_history(hist, folder/'curves.png', title=f'{kind} on {ds.root.name}')
-    cfg = run_config(ds, kind, kind, val_frac, seed, format='keras', input_size=list(size), epochs=epochs, batch_size=batch_size,
-                     patience=patience, **hparams, params=int(model.count_params()))
-    metrics = dict(timing=dict(train_s=train_s, load_s=load_s, epochs_run=len(hist['loss']), s_per_epoch=train_s/len(hist['loss'])),
+    cfg = run_config(ds, kind, kind, val_frac, seed, format='keras', input_size=list(size), epochs=epochs,
+                     batch_size=batch_size, patience=patience, **hparams, params=int(model.count_params()))
+    n_epochs = len(hist['loss'])
+    metrics = dict(timing=dict(train_s=train_s, load_s=load_s, epochs_run=n_epochs, s_per_epoch=train_s/n_epochs),
                    best_epoch=best+1, val_accuracy=hist['val_accuracy'][best])
     return write_run(out, ds, write_files, finish, classes=ds.classes, config=cfg, history=hist, metrics=metrics)
 

@@ -45,7 +45,8 @@ def build_cnn(n_classes:int, # number of categories
         x = keras.layers.Conv2D(f, 3, padding='same', activation='relu', name=f'conv_{i}')(x)
         x = keras.layers.MaxPooling2D(name=f'pool_{i}')(x)
     x = keras.layers.Flatten(name='flatten')(keras.layers.Dropout(dropout/2, name='dropout_conv')(x))
-    x = keras.layers.Dropout(dropout, name='dropout_dense')(keras.layers.Dense(dense, activation='relu', name='dense')(x))
+    x = keras.layers.Dense(dense, activation='relu', name='dense')(x)
+    x = keras.layers.Dropout(dropout, name='dropout_dense')(x)
     model = keras.Model(inp, keras.layers.Dense(n_classes, activation='softmax', name='probs')(x), name='pintag_cnn')
     model.compile(keras.optimizers.Adam(lr), 'sparse_categorical_crossentropy', metrics=['accuracy'])
     return model

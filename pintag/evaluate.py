@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt, seaborn as sns
 from scipy.special import softmax
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 from .core import RUN_MARKER, run_file, update_run, read_run
 from .data import (load_dataset, scan_dataset, load_image, atomic_write_bytes, environment_info, data_fingerprint,
                          fast_call, Scan, SAMPLE_DIR, IMAGE_EXTS)
@@ -35,7 +36,8 @@ def _checked_keras_model(run:Path, finished:bool)->'keras.Model':
     "A run's fused model, loaded only once `model.keras` is the file pintag wrote (in a finished run); one-line errors."
     path = run/'model.keras'
     if (run/RUN_MARKER).exists() and path.is_file():
-        if not zipfile.is_zipfile(path): raise ValueError(f"{path} is corrupt or truncated (not a Keras zip archive); train the run again")
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"{path} is corrupt or truncated (not a Keras zip archive); train the run again")
         run_file(run, 'model.keras')  # the very file pintag wrote, or an error
     return load_run_model(run, finished)
 
@@ -46,8 +48,8 @@ def keras_predictor(run:str|Path, # a transfer, ann or cnn run folder
     run, _, classes, metrics = read_run(run, finished)
     return Tagger(_checked_keras_model(run, finished), classes, (metrics.get('unsure') or {}).get('threshold'))
 
-PREDICTORS = {'transfer': keras_predictor, 'ann': keras_predictor, 'cnn': keras_predictor,  # run kind -> loader(run, finished)
-              'svm': svm.load_predictor}
+PREDICTORS = {'transfer': keras_predictor, 'ann': keras_predictor, 'cnn': keras_predictor,  # kind -> loader
+              'svm': svm.load_predictor}  # each loader takes (run, finished)
 
 def load_predictor(run:str|Path, # a run folder
                    finished:bool=True, # False: also a partial run (see `pintag.core.check_run`)
@@ -77,8 +79,8 @@ def classification_metrics(y_true:np.ndarray, # true class indices
     "Accuracy, per-class accuracy (recall), precision, F1, support and the confusion matrix."
     cm = confusion_matrix(y_true, y_pred, labels=range(len(classes)))
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=range(len(classes)), zero_division=0)
-    per_class = {c: dict(accuracy=float(r[i]), precision=float(p[i]), recall=float(r[i]), f1=float(f[i]), support=int(s[i]))
-                 for i, c in enumerate(classes)}
+    per_class = {c: dict(accuracy=float(r[i]), precision=float(p[i]), recall=float(r[i]), f1=float(f[i]),
+                         support=int(s[i])) for i, c in enumerate(classes)}
     return dict(accuracy=float((y_true == y_pred).mean()) if len(y_true) else float('nan'),
                 per_class=per_class, confusion=cm.tolist(), classes=list(classes), n=int(len(y_true)))
 
@@ -93,7 +95,8 @@ def plot_confusion(cm:np.ndarray|list, # confusion matrix, rows are true classes
     fmt_counts = 'd' if np.issubdtype(cm.dtype, np.integer) else '.1f'
     fig, axs = plt.subplots(1, 2, figsize=(15, 6))
     for ax, data, fmt, name in ((axs[0], cm, fmt_counts, 'counts'), (axs[1], norm, '.2f', 'share of true class')):
-        sns.heatmap(data, annot=True, fmt=fmt, cmap='Blues', cbar=False, xticklabels=classes, yticklabels=classes, ax=ax)
+        sns.heatmap(data, annot=True, fmt=fmt, cmap='Blues', cbar=False, xticklabels=classes, yticklabels=classes,
+                    ax=ax)
         ax.set(xlabel='predicted', ylabel='true', title=f'{title} {name}'.strip())
     fig.tight_layout()
     if path: fig.savefig(path, dpi=90); plt.close(fig)
@@ -126,8 +129,10 @@ def calibration(confidence:np.ndarray, # top probability of each prediction
         if not sel.any(): continue
         gap = abs(ok[sel].mean() - conf[sel].mean())
         ece += gap*sel.mean(); mce = max(mce, gap)
-        bins.append(dict(lo=b/n_bins, hi=(b+1)/n_bins, n=int(sel.sum()), confidence=float(conf[sel].mean()), accuracy=float(ok[sel].mean())))
-    return dict(ece=float(ece), mce=float(mce), n=int(len(conf)), mean_confidence=float(conf.mean()), accuracy=float(ok.mean()), bins=bins)
+        bins.append(dict(lo=b/n_bins, hi=(b+1)/n_bins, n=int(sel.sum()), confidence=float(conf[sel].mean()),
+                         accuracy=float(ok[sel].mean())))
+    return dict(ece=float(ece), mce=float(mce), n=int(len(conf)), mean_confidence=float(conf.mean()),
+                accuracy=float(ok.mean()), bins=bins)
 
 def plot_reliability(cal:dict, # from `calibration`
                      path:str|Path|None=None, # save the figure here as PNG
@@ -137,7 +142,8 @@ def plot_reliability(cal:dict, # from `calibration`
     b = pd.DataFrame(cal['bins']); width = b.hi - b.lo
     fig, (ax, axh) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw=dict(height_ratios=[3, 1]))
     ax.bar(b.lo, b.accuracy, width=width, align='edge', edgecolor='k', alpha=0.8, label='accuracy')
-    ax.bar(b.lo, b.confidence, width=width, align='edge', fill=False, edgecolor='tab:red', ls='--', lw=1.5, label='mean confidence')
+    ax.bar(b.lo, b.confidence, width=width, align='edge', fill=False, edgecolor='tab:red', ls='--', lw=1.5,
+           label='mean confidence')
     ax.plot([0, 1], [0, 1], 'k--', lw=1, label='perfect calibration')
     ax.set(ylabel='accuracy', ylim=(0, 1), title=f"{title} ECE {cal['ece']:.3f}".strip()); ax.legend(loc='upper left')
     axh.bar(b.lo, b.n, width=width, align='edge', edgecolor='k', color='grey')
@@ -201,7 +207,8 @@ def plot_gallery(rows:pd.DataFrame, # rows of a predictions table
     for ax in axs.flat: ax.axis('off')
     for ax, r in zip(axs.flat, rows.itertuples()):
         ax.imshow(load_image(r.path, (thumb, thumb)))
-        ax.set_title(f"{r.true}\n→ {r.predicted} ({r.confidence:.2f})", fontsize=8, color='k' if r.correct else 'tab:red')
+        ax.set_title(f"{r.true}\n→ {r.predicted} ({r.confidence:.2f})", fontsize=8,
+                     color='k' if r.correct else 'tab:red')
     if title: fig.suptitle(title)
     fig.tight_layout()
     if path: fig.savefig(path, dpi=80); plt.close(fig)
@@ -232,15 +239,16 @@ def plot_confused_examples(preds:pd.DataFrame, # from `predictions_table`
     return fig
 
 # %% ../nbs/07_evaluate.ipynb #6efea094
-UNSURE_SOURCES = ('test', 'loso', 'unseen')  # held-out predictions a run's unsure threshold may come from, least to most like a user's photos
+UNSURE_SOURCES = ('test', 'loso', 'unseen')  # sources of a run's unsure threshold, least to most like a user's photos
 
 def set_unsure(run:str|Path, # run folder
                unsure:dict, # from `pick_unsure_threshold`
                source:str, # one of `UNSURE_SOURCES`
                finished:bool=True, # False: a partial run (see `pintag.core.check_run`)
               )->dict|None:
-    "Make `unsure` the run's threshold (`metrics['unsure']`) unless it already comes from held-out data more like a user's photos."
-    if source not in UNSURE_SOURCES: raise ValueError(f"unknown unsure source {source!r}; one of {', '.join(UNSURE_SOURCES)}")
+    "Make `unsure` the run's threshold (`metrics['unsure']`) unless the current one comes from data more like users'."
+    if source not in UNSURE_SOURCES:
+        raise ValueError(f"unknown unsure source {source!r}; one of {', '.join(UNSURE_SOURCES)}")
     _, _, _, metrics = read_run(run, finished)
     current = (metrics.get('unsure') or {}).get('from', 'test')
     rank = lambda s: UNSURE_SOURCES.index(s) if s in UNSURE_SOURCES else -1
@@ -273,7 +281,8 @@ def _save_figures(run:Path, tag:str, res:dict, preds:pd.DataFrame, title:str)->l
     plot_reliability(res['calibration'], run/f'reliability_{tag}.png', title=title)
     plot_gallery(top_losses(preds, 12), path=run/f'top_losses_{tag}.png', title=f'{title}: most confidently wrong')
     confused = plot_confused_examples(preds, path=run/f'confused_{tag}.png', title=f'{title}: most-confused classes')
-    return [f'{k}_{tag}.png' for k in ('confusion', 'reliability', 'top_losses', 'confused') if k != 'confused' or confused]
+    kinds = ('confusion', 'reliability', 'top_losses') + (('confused',) if confused else ())
+    return [f'{k}_{tag}.png' for k in kinds]
 
 def _record(run:Path, key:str, figures:dict, finished:bool, other_data:str|Path|None=None)->str:
     "Merge `figures` into metrics.json under `key`, or under `other['<other_data>:<key>']`; return the key used."
@@ -286,16 +295,18 @@ def _record(run:Path, key:str, figures:dict, finished:bool, other_data:str|Path|
 
 def _score(run:str|Path, items:pd.DataFrame, key:str, data:Path, figures:bool, unsure_target:float, finished:bool,
            other:bool=False)->dict:
-    "Score `items` with the run, save predictions and plots, and record the figures (as `_record`; the threshold as `set_unsure`)."
+    "Score `items` with the run, save predictions and plots, record the figures and the threshold (`set_unsure`)."
     run, cfg, _, _ = read_run(run, finished)
     predictor = load_predictor(run, finished)
     res, preds = _score_items(predictor, items, data, unsure_target)
     tag = f"other-{hashlib.sha256(f'{data}:{key}'.encode()).hexdigest()[:8]}" if other else key
     atomic_write_bytes(run/f'predictions_{tag}.csv', preds.to_csv(index=False).encode())
     res['predictions'] = f'predictions_{tag}.csv'
-    if figures: res['figures'] = _save_figures(run, tag, res, preds, f"{cfg.get('model', run.name)} {Path(data).name if other else ''} {key}")
+    title = f"{cfg.get('model', run.name)} {Path(data).name + ' ' if other else ''}{key}"
+    if figures: res['figures'] = _save_figures(run, tag, res, preds, title)
     _record(run, key, res, finished, data if other else None)
-    if not other and key in UNSURE_SOURCES and set(items.cls) == set(predictor.classes): set_unsure(run, res['unsure'], key, finished)
+    every_class = set(items.cls) == set(predictor.classes)  # a threshold must speak for every class
+    if not other and key in UNSURE_SOURCES and every_class: set_unsure(run, res['unsure'], key, finished)
     return res
 
 # %% ../nbs/07_evaluate.ipynb #6f708192
@@ -303,7 +314,8 @@ def same_dataset(config:dict, # a run's config.json
                  ds:Scan, # a loaded dataset
                 )->bool:
     "Whether `ds` is the dataset the run was trained on: the same folder, holding the same images."
-    return Path(ds.root).resolve() == Path(str(config.get('data'))).resolve() and data_fingerprint(ds) == config.get('data_hash')
+    same_folder = Path(ds.root).resolve() == Path(str(config.get('data'))).resolve()
+    return same_folder and data_fingerprint(ds) == config.get('data_hash')
 
 def evaluate(run:str|Path, # run folder
              data:str|Path|None=None, # dataset; default the one the run was trained on
@@ -316,7 +328,8 @@ def evaluate(run:str|Path, # run folder
     run, cfg, _, _ = read_run(run, finished)
     ds = load_dataset(data or cfg['data'], val_frac=cfg.get('val_frac', 0.15), seed=cfg.get('seed', 0))
     own = same_dataset(cfg, ds)
-    if not own: print(f"pintag: {ds.root} is not the dataset {run.name} was trained on; its figures go under metrics['other']", file=sys.stderr)
+    if not own: print(f"pintag: {ds.root} is not the dataset {run.name} was trained on; "
+                      "its figures go under metrics['other']", file=sys.stderr)
     return _score(run, ds.split(split), split, ds.root, figures, unsure_target, finished, other=not own)
 
 def evaluate_folder(run:str|Path, # run folder
@@ -327,7 +340,8 @@ def evaluate_folder(run:str|Path, # run folder
                     finished:bool=True, # False: also a partial run (see `pintag.core.check_run`)
                    )->dict:
     "Score a run on every image of another folder — a differently sourced test set — under its own key."
-    if key in ('train', 'val', 'test', 'unsure', 'timing', 'cv', 'runtime', 'loso', 'other'): raise ValueError(f"key {key!r} is reserved; choose another")
+    if key in ('train', 'val', 'test', 'unsure', 'timing', 'cv', 'runtime', 'loso', 'other'):
+        raise ValueError(f"key {key!r} is reserved; choose another")
     s = scan_dataset(folder)
     return _score(run, s.items.reset_index(drop=True), key, s.root, figures, unsure_target, finished)
 
@@ -342,9 +356,10 @@ def embeddings(items:pd.DataFrame, # rows with `path` and `sha256`
                batch_size:int=32, # images per forward pass for uncached images
                view:str|None=None, # an augmented view of each image (a key of `pintag.models.VIEWS`)
               )->np.ndarray:
-    "Cached embeddings of `items` (`pintag.models.extract_features`); a base is built only when some images are not cached."
+    "Cached embeddings of `items` (`pintag.models.extract_features`); a base is built only for images not cached."
     if callable(base): return np.asarray(base(items) if view is None else base(items, view))
-    if not isinstance(base, str): return np.concatenate([embeddings(items, b, weights, batch_size, view) for b in base], axis=1)
+    if not isinstance(base, str):
+        return np.concatenate([embeddings(items, b, weights, batch_size, view) for b in base], axis=1)
     cache = EmbeddingCache(base, resolve_weights(base, weights) or 'none (random init)', view=view)
     features = build_base(base, weights) if cache.missing(items.sha256.tolist()) else None
     return extract_features(features, items, base, batch_size, cache=cache, view=view)
@@ -358,9 +373,9 @@ def _full_width(proba:np.ndarray, seen:np.ndarray, n_classes:int)->np.ndarray:
 def fit_logreg(C:float=1.0, # inverse regularisation strength
                class_weight:str|dict|None=None, # e.g. 'balanced'
                max_iter:int=3000, # solver iterations
-               prior_weight:float|None=None, # weight of the last `PRIOR_COLUMNS` columns (a `prior` base's category prior)
+               prior_weight:float|None=None, # weight of the category-prior columns of a `prior` base
               )->Callable:
-    "A head fitter: a run's linear head (`fit_linear_head`) at one `C`, on the classes present; probabilities over all classes."
+    "A head fitter: a run's linear head (`fit_linear_head`) at one `C` on the classes present; probabilities of all."
     def fit(X, y, n_classes, seed=0):  # L-BFGS is deterministic: `seed` is not needed
         seen = np.unique(y)
         if len(seen) == 1: return lambda Xn: _full_width(np.ones((len(Xn), 1)), seen, n_classes)
@@ -370,7 +385,8 @@ def fit_logreg(C:float=1.0, # inverse regularisation strength
                         column_weights=w)  # one C: nothing to choose on validation data
         kernel, bias = head.get_layer('probs').get_weights()
         return lambda Xn: _full_width(softmax(np.asarray(Xn, np.float32) @ kernel + bias, axis=1), seen, n_classes)
-    fit.label = f'logreg(C={C}' + (f', class_weight={class_weight}' if class_weight else '') + (f', prior_weight={prior_weight}' if prior_weight else '') + ')'
+    options = ''.join(f', {k}={v}' for k, v in dict(class_weight=class_weight, prior_weight=prior_weight).items() if v)
+    fit.label = f'logreg(C={C}{options})'
     return fit
 
 # %% ../nbs/07_evaluate.ipynb #8596a7b8
@@ -390,11 +406,13 @@ def fit_mlp(hidden:tuple=(512, 128), # ReLU dense layers; () for a linear softma
         tr, va = train_test_split(np.arange(len(y)), test_size=val_frac, random_state=seed, stratify=strat)
         cw = None
         if class_weight == 'balanced':
-            seen = np.unique(y[tr]); cw = dict(zip(seen.tolist(), compute_class_weight('balanced', classes=seen, y=y[tr]).tolist()))
+            seen = np.unique(y[tr])
+            cw = dict(zip(seen.tolist(), compute_class_weight('balanced', classes=seen, y=y[tr]).tolist()))
         head = build_head(X.shape[1], n_classes, tuple(hidden), dropout, lr)
         train_head(head, X[tr], y[tr], X[va], y[va], epochs, batch_size, patience, class_weight=cw, progress=False)
         return lambda Xn: np.asarray(fast_call(head)(np.asarray(Xn, np.float32)))
-    fit.label = f"mlp(hidden={list(hidden)}, dropout={dropout}" + (f', class_weight={class_weight}' if class_weight else '') + ')'
+    weighting = f', class_weight={class_weight}' if class_weight else ''
+    fit.label = f"mlp(hidden={list(hidden)}, dropout={dropout}{weighting})"
     return fit
 
 # %% ../nbs/07_evaluate.ipynb #f253a3b8
@@ -405,21 +423,25 @@ def cross_validate(data:str|Path|Scan|None=None, # dataset folder (or a loaded `
                    seed:int=0, # fold assignment and head initialisation
                    weights:str|None='auto', # see `resolve_weights`
                   )->dict:
-    "Stratified k-fold accuracy (mean ± std over folds) and the averaged confusion matrix, heads fitted on cached embeddings."
+    "Stratified k-fold accuracy (mean ± std over folds) and mean confusion matrix; heads fitted on cached embeddings."
     from sklearn.model_selection import StratifiedKFold
     ds = data if isinstance(data, Scan) else load_dataset(data, seed=seed)
     items, classes, fit = ds.items.reset_index(drop=True), ds.classes, fit or fit_logreg()
     y = items.cls.map(classes.index).values
     smallest = items.cls.value_counts().min()
-    if smallest < folds: raise ValueError(f"{folds}-fold cross-validation needs at least {folds} images per class; {items.cls.value_counts().idxmin()} has {smallest}")
+    if smallest < folds: raise ValueError(f"{folds}-fold cross-validation needs at least {folds} images per class; "
+                                          f"{items.cls.value_counts().idxmin()} has {smallest}")
     t0 = time.perf_counter(); X = embeddings(items, base, weights); t_feat = time.perf_counter() - t0
     accs, cms = [], []
     t0 = time.perf_counter()
-    for k, (tr, te) in enumerate(tqdm(StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y), total=folds, desc='folds')):
+    splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y)
+    for k, (tr, te) in enumerate(tqdm(splits, total=folds, desc='folds')):
         pred = fit(X[tr], y[tr], len(classes), seed + k)(X[te]).argmax(1)
-        accs.append(float((pred == y[te]).mean())); cms.append(confusion_matrix(y[te], pred, labels=range(len(classes))))
+        accs.append(float((pred == y[te]).mean()))
+        cms.append(confusion_matrix(y[te], pred, labels=range(len(classes))))
     cm = np.mean(cms, 0)
-    return dict(base=base if isinstance(base, (str, list)) else getattr(base, '__name__', 'custom'), fit=getattr(fit, 'label', 'custom'),
+    return dict(base=base if isinstance(base, (str, list)) else getattr(base, '__name__', 'custom'),
+                fit=getattr(fit, 'label', 'custom'),
                 folds=folds, n=len(y), classes=classes, fold_accuracies=accs, accuracy_mean=float(np.mean(accs)),
                 accuracy_std=float(np.std(accs, ddof=1)), confusion_mean=cm.tolist(),
                 confusion_mean_normalised=(cm/np.maximum(cm.sum(1, keepdims=True), 1e-9)).tolist(),
@@ -428,14 +450,17 @@ def cross_validate(data:str|Path|Scan|None=None, # dataset folder (or a loaded `
 # %% ../nbs/07_evaluate.ipynb #96a7b8c9
 def run_head_fitter(cfg:dict, # a transfer run's config.json
                    )->Callable:
-    "A head fitter like the run's own head: `fit_logreg` with its `C` for a linear head, else `fit_mlp` with its shape and training settings."
-    if cfg.get('head') == 'linear': return fit_logreg(C=cfg.get('C', 1.0), class_weight=cfg.get('class_weight'), prior_weight=cfg.get('prior_weight'))
-    return fit_mlp(tuple(cfg.get('hidden', (512, 128))), cfg.get('dropout', 0.3), cfg.get('lr', 1e-3), cfg.get('epochs', 60), cfg.get('batch_size', 32))
+    "A head fitter like the run's own head: `fit_logreg` with its `C` for a linear head, else `fit_mlp` like its MLP."
+    if cfg.get('head') == 'linear':
+        return fit_logreg(cfg.get('C', 1.0), cfg.get('class_weight'), prior_weight=cfg.get('prior_weight'))
+    return fit_mlp(tuple(cfg.get('hidden', (512, 128))), cfg.get('dropout', 0.3), cfg.get('lr', 1e-3),
+                   cfg.get('epochs', 60), cfg.get('batch_size', 32))
 
 def _transfer_run(run:str|Path, finished:bool, data:str|Path|None, job:str)->tuple:
     "(folder, config, dataset, base weights) of a transfer run, for a job on embeddings of its base."
     run, cfg, _, _ = read_run(run, finished)
-    if cfg['kind'] != 'transfer': raise ValueError(f"{run} holds a {cfg['kind']!r} model; {job} on embeddings needs a transfer run")
+    if cfg['kind'] != 'transfer':
+        raise ValueError(f"{run} holds a {cfg['kind']!r} model; {job} on embeddings needs a transfer run")
     ds = load_dataset(data or cfg['data'], val_frac=cfg.get('val_frac', 0.15), seed=cfg.get('seed', 0))
     w = cfg.get('weights', 'auto')
     return run, cfg, ds, None if str(w).startswith('none') else w
@@ -446,7 +471,7 @@ def cross_validate_run(run:str|Path, # a transfer run folder
                        data:str|Path|None=None, # default: the run's dataset
                        finished:bool=True, # False: also a partial run (see `pintag.core.check_run`)
                       )->dict:
-    "Cross-validate a run's head on cached embeddings of its (frozen) base; merged into `metrics.json` as `cv` (other data: `other`)."
+    "Cross-validate a run's head on cached embeddings of its frozen base; merged into `metrics.json` as `cv`."
     run, cfg, ds, weights = _transfer_run(run, finished, data, 'cross-validation')
     cv = cross_validate(ds, cfg['base'], fit or run_head_fitter(cfg), folds, cfg.get('seed', 0), weights)
     _record(run, 'cv', cv, finished, None if same_dataset(cfg, ds) else ds.root)
@@ -464,12 +489,14 @@ def image_sources(scan:Scan, # a scanned dataset with `manifest.csv` at its root
                  )->pd.Series:
     "The source group of every item of `scan` (aligned with `scan.items`), from the dataset's manifest."
     path = Path(scan.root)/'manifest.csv'
-    if not path.exists(): raise FileNotFoundError(f"{path} not found: leave-one-source-out needs the source of every image")
+    if not path.exists(): raise FileNotFoundError(f"{path} not found: holding sources out needs each image's source")
     man = pd.read_csv(path)
-    if not {'file', 'source'} <= set(man.columns): raise ValueError(f"{path} needs columns 'file' and 'source'; it has {', '.join(man.columns)}")
+    if not {'file', 'source'} <= set(man.columns):
+        raise ValueError(f"{path} needs columns 'file' and 'source'; it has {', '.join(man.columns)}")
     src = dict(zip(man.file.map(lambda f: Path(f).as_posix()), man.source))
     raw = scan.items.path.map(lambda p: src.get(Path(p).relative_to(scan.root).as_posix()))
-    if raw.isna().any(): warnings.warn(f"{int(raw.isna().sum())} images of {scan.root} are not in manifest.csv; grouped as 'unlisted'")
+    if raw.isna().any():
+        warnings.warn(f"{int(raw.isna().sum())} images of {scan.root} are not in manifest.csv; grouped as 'unlisted'")
     return raw.map(lambda s: 'unlisted' if not isinstance(s, str) else group(s) if group else s).rename('source')
 
 # %% ../nbs/07_evaluate.ipynb #ab757c0f
@@ -501,43 +528,55 @@ class SourceHeldOut:
         p = self.predictions; total = p.cls.value_counts()
         c = p.groupby(['source', 'cls']).correct.agg(n='size', accuracy='mean').reset_index()
         return c.assign(train_left=(c.cls.map(total) - c.n).astype(int))
-    @property
-    def by_source(self)->pd.DataFrame:
-        "Accuracy per held-out source, its images and classes."
-        g = self.predictions.groupby('source')
-        out = g.correct.agg(n='size', accuracy='mean')
-        out['classes'] = g.cls.agg(lambda s: ', '.join(f'{k} {v}' for k, v in s.value_counts().items()))
-        return out.sort_values('n', ascending=False)
-    @property
-    def per_class(self)->pd.DataFrame:
-        "Held-out accuracy per class (over all held-out predictions) beside the usual split accuracy, and the weakest source."
-        p = self.predictions
-        out = p.groupby('cls').correct.agg(n='size', accuracy='mean').reindex(self.classes)
-        out['split_accuracy'] = [self.split['per_class'][c]['accuracy'] for c in self.classes]
-        cells = self.cells
-        worst = cells.sort_values('accuracy', kind='stable').drop_duplicates('cls').set_index('cls')
-        out['weakest_source'] = [f"{worst.source[c]} ({worst.accuracy[c]:.2f} of {worst.n[c]}, {worst.train_left[c]} left)" for c in out.index]
-        return out
-    def to_dict(self)->dict:
-        "The figures as JSON-ready data."
-        rec = lambda df: json.loads(df.to_json(orient='records'))
-        return dict(base=self.base, fit=self.fit, seconds=self.seconds, n=len(self.predictions), accuracy=self.accuracy,
-                    balanced_accuracy=self.balanced_accuracy, accuracy_with_data_50=self.accuracy_with_data(50), split_accuracy=self.split['accuracy'],
-                    per_class=rec(self.per_class.reset_index()), by_source=rec(self.by_source.reset_index()), cells=rec(self.cells))
-    def plot(self, path:str|Path|None=None, title:str=''):
-        "Heatmap of accuracy per (held-out source, class), and held-out vs split accuracy per class."
-        cells = self.cells
-        acc = cells.pivot(index='source', columns='cls', values='accuracy').reindex(columns=self.classes)
-        lab = cells.assign(t=[f"{a:.2f}\n{n}" for a, n in zip(cells.accuracy, cells.n)]).pivot(index='source', columns='cls', values='t').reindex(columns=self.classes).fillna('')
-        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(17, 0.55*len(acc) + 3), gridspec_kw=dict(width_ratios=[3, 1.3]))
-        sns.heatmap(acc, annot=lab, fmt='', cmap='RdYlGn', vmin=0, vmax=1, cbar=False, ax=ax, annot_kws=dict(fontsize=8))
-        ax.set(xlabel='class', ylabel='held-out source', title=f"{title} held-out accuracy (images)".strip())
-        pc = self.per_class[['accuracy', 'split_accuracy']].rename(columns=dict(accuracy='source held out', split_accuracy='usual split'))
-        pc.plot.barh(ax=ax2); ax2.set(xlim=(0, 1), xlabel='accuracy', ylabel='', title=f'held out {self.accuracy:.3f} · split {self.split["accuracy"]:.3f}')
-        ax2.invert_yaxis(); fig.tight_layout()
-        if path: fig.savefig(path, dpi=90); plt.close(fig)
-        return fig
 
+# %% ../nbs/07_evaluate.ipynb #b8c9d0e1
+@patch(as_prop=True)
+def by_source(self:SourceHeldOut)->pd.DataFrame:
+    "Accuracy per held-out source, its images and classes."
+    g = self.predictions.groupby('source')
+    out = g.correct.agg(n='size', accuracy='mean')
+    out['classes'] = g.cls.agg(lambda s: ', '.join(f'{k} {v}' for k, v in s.value_counts().items()))
+    return out.sort_values('n', ascending=False)
+
+@patch(as_prop=True)
+def per_class(self:SourceHeldOut)->pd.DataFrame:
+    "Held-out accuracy per class (all held-out predictions) beside the usual split's, and the weakest source."
+    out = self.predictions.groupby('cls').correct.agg(n='size', accuracy='mean').reindex(self.classes)
+    out['split_accuracy'] = [self.split['per_class'][c]['accuracy'] for c in self.classes]
+    worst = self.cells.sort_values('accuracy', kind='stable').drop_duplicates('cls').set_index('cls')
+    out['weakest_source'] = [f"{worst.source[c]} ({worst.accuracy[c]:.2f} of {worst.n[c]}, {worst.train_left[c]} left)"
+                             for c in out.index]
+    return out
+
+@patch
+def to_dict(self:SourceHeldOut)->dict:
+    "The figures as JSON-ready data."
+    rec = lambda df: json.loads(df.to_json(orient='records'))
+    return dict(base=self.base, fit=self.fit, seconds=self.seconds, n=len(self.predictions), accuracy=self.accuracy,
+                balanced_accuracy=self.balanced_accuracy, accuracy_with_data_50=self.accuracy_with_data(50),
+                split_accuracy=self.split['accuracy'], per_class=rec(self.per_class.reset_index()),
+                by_source=rec(self.by_source.reset_index()), cells=rec(self.cells))
+
+# %% ../nbs/07_evaluate.ipynb #c9d0e1f2
+@patch
+def plot(self:SourceHeldOut, path:str|Path|None=None, title:str=''):
+    "Heatmap of accuracy per (held-out source, class), and held-out vs split accuracy per class."
+    cells = self.cells.assign(label=lambda c: [f"{a:.2f}\n{n}" for a, n in zip(c.accuracy, c.n)])
+    table = lambda values: cells.pivot(index='source', columns='cls', values=values).reindex(columns=self.classes)
+    acc, labels = table('accuracy'), table('label').fillna('')
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(17, 0.55*len(acc) + 3), gridspec_kw=dict(width_ratios=[3, 1.3]))
+    sns.heatmap(acc, annot=labels, fmt='', cmap='RdYlGn', vmin=0, vmax=1, cbar=False, ax=ax, annot_kws=dict(fontsize=8))
+    ax.set(xlabel='class', ylabel='held-out source', title=f"{title} held-out accuracy (images)".strip())
+    pc = self.per_class[['accuracy', 'split_accuracy']]
+    pc.rename(columns=dict(accuracy='source held out', split_accuracy='usual split')).plot.barh(ax=ax2)
+    ax2.invert_yaxis()
+    ax2.set(xlim=(0, 1), xlabel='accuracy', ylabel='',
+            title=f'held out {self.accuracy:.3f} · split {self.split["accuracy"]:.3f}')
+    fig.tight_layout()
+    if path: fig.savefig(path, dpi=90); plt.close(fig)
+    return fig
+
+# %% ../nbs/07_evaluate.ipynb #d0e1f2a3
 def leave_one_source_out(data:str|Path|Scan|None=None, # dataset folder (or a loaded `Scan`) with manifest.csv
                          base:str|list|Callable='mobilenet', # see `embeddings`
                          fit:Callable|None=None, # head fitter; default `fit_logreg()`
@@ -545,9 +584,9 @@ def leave_one_source_out(data:str|Path|Scan|None=None, # dataset folder (or a lo
                          seed:int=0, # split and head initialisation
                          weights:str|None='auto', # see `resolve_weights`
                          split:str='test', # the usual split reported beside
-                         train_views:tuple=(), # augmented views the head also trains on (keys of `pintag.models.VIEWS`), as a run's `train_views`
+                         train_views:tuple=(), # augmented views the head also trains on (as a run's `train_views`)
                         )->SourceHeldOut:
-    "Hold out each source group in turn: fit a head on every other image's cached embedding, predict the held-out images."
+    "Hold out each source group in turn: fit a head on every other image's cached embedding, predict the held-out ones."
     ds = data if isinstance(data, Scan) else load_dataset(data, seed=seed)
     items, classes, fit = ds.items.reset_index(drop=True), ds.classes, fit or fit_logreg()
     src = image_sources(ds, group).values
@@ -555,7 +594,8 @@ def leave_one_source_out(data:str|Path|Scan|None=None, # dataset folder (or a lo
     t0 = time.perf_counter()
     X = embeddings(items, base, weights); y = items.cls.map(classes.index).values
     Xv = [embeddings(items, base, weights, view=v) for v in train_views]
-    def fit_on(rows): return fit(np.concatenate([X[rows]] + [V[rows] for V in Xv]), np.tile(y[rows], 1 + len(Xv)), len(classes), seed)
+    def fit_on(rows):
+        return fit(np.concatenate([X[rows]] + [V[rows] for V in Xv]), np.tile(y[rows], 1 + len(Xv)), len(classes), seed)
     pred, conf = np.zeros(len(y), int), np.zeros(len(y))
     for g in tqdm(sorted(set(src)), desc='sources'):
         held = src == g
@@ -563,11 +603,13 @@ def leave_one_source_out(data:str|Path|Scan|None=None, # dataset folder (or a lo
         pred[held], conf[held] = p.argmax(1), p.max(1)
     te = (items.split == split).values
     if not te.any() or te.all(): raise ValueError(f"{ds.root}: split {split!r} must hold some but not all images")
-    sp = fit_on(~te)(X[te]).argmax(1)
-    preds = pd.DataFrame(dict(path=items.path, cls=items.cls, source=src, split=items.split, predicted=[classes[i] for i in pred],
-                              confidence=conf, correct=pred == y))
-    label = base if isinstance(base, str) else '+'.join(base) if isinstance(base, (list, tuple)) else getattr(base, '__name__', 'custom')
-    return SourceHeldOut(preds, classes, classification_metrics(y[te], sp, classes), label, getattr(fit, 'label', 'custom'), time.perf_counter() - t0)
+    split_figures = classification_metrics(y[te], fit_on(~te)(X[te]).argmax(1), classes)
+    preds = pd.DataFrame(dict(path=items.path, cls=items.cls, source=src, split=items.split,
+                              predicted=[classes[i] for i in pred], confidence=conf, correct=pred == y))
+    named = base if isinstance(base, str) else '+'.join(base) if isinstance(base, (list, tuple)) else None
+    label = named or getattr(base, '__name__', 'custom')
+    seconds = time.perf_counter() - t0
+    return SourceHeldOut(preds, classes, split_figures, label, getattr(fit, 'label', 'custom'), seconds)
 
 # %% ../nbs/07_evaluate.ipynb #b32feabf
 def source_held_out_run(run:str|Path, # a transfer run folder
@@ -575,19 +617,21 @@ def source_held_out_run(run:str|Path, # a transfer run folder
                         unsure_target:float=0.9, # see `pick_unsure_threshold`
                         finished:bool=True, # False: also a partial run (see `pintag.core.check_run`)
                        )->SourceHeldOut:
-    "Leave-one-source-out with the run's base and head, merged into `metrics.json` as `loso`; its confidences set the unsure threshold."
+    "Leave-one-source-out with the run's base and head, kept in `metrics.json` as `loso`; sets the unsure threshold."
     run, cfg, ds, weights = _transfer_run(run, finished, data, 'leave-one-source-out')
     r = leave_one_source_out(ds, cfg['base'], run_head_fitter(cfg), seed=cfg.get('seed', 0), weights=weights,
                              train_views=tuple(cfg.get('train_views', ())))
     own = same_dataset(cfg, ds)
     _record(run, 'loso', r.to_dict(), finished, None if own else ds.root)
-    if own: set_unsure(run, pick_unsure_threshold(r.predictions.confidence, r.predictions.correct, unsure_target), 'loso', finished)
+    if own:
+        unsure = pick_unsure_threshold(r.predictions.confidence, r.predictions.correct, unsure_target)
+        set_unsure(run, unsure, 'loso', finished)
     return r
 
 # %% ../nbs/07_evaluate.ipynb #1b855216
 def held_out_table(candidates:dict, # label -> `SourceHeldOut.to_dict()`, as in bench/results/generalise.json
                   )->pd.DataFrame:
-    "One row per candidate: usual-split, source-held-out and balanced held-out accuracy, then held-out accuracy per class; best held-out first."
+    "One row per candidate, best held-out first: split, held-out and balanced held-out accuracy, then per class."
     rows = [dict(candidate=k, split=c['split_accuracy'], held_out=c['accuracy'], balanced=c['balanced_accuracy'],
                  **{r['cls']: r['accuracy'] for r in c['per_class']}) for k, c in candidates.items()]
     return pd.DataFrame(rows).set_index('candidate').sort_values('held_out', ascending=False)
@@ -613,8 +657,9 @@ def time_predictions(predict:Callable, # takes a batch (list or array), returns 
     for _ in range(n_batches): predict(batch)
     secs = time.perf_counter() - t0
     lat = np.array(lat)*1000
-    return dict(latency_ms=float(np.median(lat)), latency_ms_mean=float(lat.mean()), latency_ms_p90=float(np.percentile(lat, 90)),
-                batch_size=batch_size, throughput_img_s=batch_size*n_batches/secs, batch_ms_per_image=secs*1000/(batch_size*n_batches),
+    return dict(latency_ms=float(np.median(lat)), latency_ms_mean=float(lat.mean()),
+                latency_ms_p90=float(np.percentile(lat, 90)), batch_size=batch_size,
+                throughput_img_s=batch_size*n_batches/secs, batch_ms_per_image=secs*1000/(batch_size*n_batches),
                 n_single=n_single, n_batches=n_batches)
 
 # %% ../nbs/07_evaluate.ipynb #36976cee
@@ -641,7 +686,7 @@ def model_runtime(base:str, # a key of `BASES`
                 params_m=model.count_params()/1e6, **t)
 
 def runtime_table(bases:list=('mobilenet', 'mobilenetv2', 'vgg16', 'inceptionv3', 'resnet50'), # keys of `BASES`
-                  weights:dict|None=None, # base -> weights; default 'auto', and None (random) for bases without offline weights
+                  weights:dict|None=None, # base -> weights; default 'auto' (random for bases without offline weights)
                   **kwargs, # for `model_runtime`
                  )->pd.DataFrame:
     "`model_runtime` for several bases, one row each, with latency relative to the first."
@@ -666,7 +711,8 @@ def run_runtime(run:str|Path, # run folder
     predictor = load_predictor(run, finished)
     paths = [str(p) for p in (images or _sample_images(batch_size))]
     t = time_predictions(predictor.predict_proba, paths, batch_size, n_single=n_single, n_batches=n_batches)
-    rt = dict(t, measured='end to end: image file -> probabilities', env=environment_info(), loadavg=list(os.getloadavg()))
+    rt = dict(t, measured='end to end: image file -> probabilities', env=environment_info(),
+              loadavg=list(os.getloadavg()))
     update_metrics(run, finished, runtime=rt)
     return rt
 
@@ -680,15 +726,17 @@ def _training_seconds(timing:dict)->float|None:
 def compare_runs(run_dirs:list, # run folders
                  split:str='test', # which evaluated split to compare
                 )->pd.DataFrame:
-    "One row per run: model, kind, accuracy, unseen/CV accuracy, training time, latency, weakest class, most-confused pair."
+    "One row per run: model, kind, accuracy, unseen/CV accuracy, training time, latency, weakest class, most confused."
     rows = []
     for run in run_dirs:
         run, cfg, _, m = read_run(run)
-        if split not in m: raise ValueError(f"{run} has no {split!r} figures in metrics.json; run `evaluate` on it first")
+        if split not in m: raise ValueError(f"{run} has no {split!r} figures in metrics.json; evaluate it first")
         r = m[split]; pc = {c: v['accuracy'] for c, v in r['per_class'].items() if v.get('support', 1)}
-        worst = min(pc, key=pc.get); cp = r.get('confused_pairs') or confused_pairs(r['confusion'], r['classes'], 1).to_dict('records')
+        worst = min(pc, key=pc.get)
+        cp = r.get('confused_pairs') or confused_pairs(r['confusion'], r['classes'], 1).to_dict('records')
         cv, rt = m.get('cv'), m.get('runtime', {})
-        rows.append(dict(run=run.name, model=cfg.get('model', run.name), kind=cfg['kind'], accuracy=r['accuracy'], n=r['n'],
+        rows.append(dict(run=run.name, model=cfg.get('model', run.name), kind=cfg['kind'], accuracy=r['accuracy'],
+                         n=r['n'],
                          unseen_accuracy=m.get('unseen', {}).get('accuracy'),
                          cv=f"{cv['accuracy_mean']:.3f} ± {cv['accuracy_std']:.3f}" if cv else None,
                          train_s=_training_seconds(m.get('timing', {})),
@@ -706,7 +754,9 @@ def markdown_table(df:pd.DataFrame, # any table
                   )->str:
     "A GitHub-flavoured markdown table (no `tabulate` needed); missing values are blank."
     d = df.reset_index() if index else df
-    fmt = lambda v: '' if v is None or (isinstance(v, float) and np.isnan(v)) else f'{v:.{digits}f}' if isinstance(v, (float, np.floating)) else str(v)
+    def fmt(v):
+        if v is None or (isinstance(v, float) and np.isnan(v)): return ''
+        return f'{v:.{digits}f}' if isinstance(v, (float, np.floating)) else str(v)
     lines = ['| ' + ' | '.join(map(str, d.columns)) + ' |', '|' + '---|'*len(d.columns)]
     lines += ['| ' + ' | '.join(fmt(v).replace('|', '\\|') for v in row) + ' |' for row in d.itertuples(index=False)]
     return '\n'.join(lines)
@@ -715,7 +765,8 @@ def plot_comparison(df:pd.DataFrame, # from `compare_runs`
                     path:str|Path|None=None, # save the figure here as PNG
                    ):
     "Accuracy, training time and latency per run, side by side."
-    cols = [('accuracy', 'test accuracy', False), ('train_s', 'training time (s)', True), ('latency_ms', 'latency, batch 1 (ms)', True)]
+    cols = [('accuracy', 'test accuracy', False), ('train_s', 'training time (s)', True),
+            ('latency_ms', 'latency, batch 1 (ms)', True)]
     cols = [c for c in cols if df[c[0]].notna().any()]
     fig, axs = plt.subplots(1, len(cols), figsize=(5*len(cols), 0.5*len(df) + 2), squeeze=False)
     for ax, (col, label, log) in zip(axs[0], cols):

@@ -29,7 +29,7 @@ def load_images(paths:list, # image files
         try: return load_image(p, size)
         except Exception as e: raise ValueError(f"cannot read image {p}: {type(e).__name__}: {e}") from None
     with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as ex:
-        bar = dict(desc=desc) if desc else dict(disable=True)  # leave `disable` unset so $TQDM_DISABLE can switch bars off
+        bar = dict(desc=desc) if desc else dict(disable=True)  # `disable` unset: $TQDM_DISABLE can switch bars off
         images = list(tqdm(ex.map(_one, paths), total=len(paths), unit='img', **bar))
     return np.stack(images) if images else np.zeros((0, *size, 3), np.uint8)
 

@@ -35,11 +35,15 @@ def fit_grid(X_train:np.ndarray, y_train:np.ndarray, # training vectors and inte
     if bad: raise ValueError(f"C and gamma must be positive, got {bad}")
     if len(X_val) == 0: raise ValueError("no validation vectors to choose C and gamma on")
     rows, best, best_acc = [], None, -1.0
-    for C, gamma in tqdm([(C, g) for C in Cs for g in gammas], desc='SVM grid', **({} if progress else dict(disable=True))):
-        t0 = time.perf_counter(); svc = SVC(C=C, kernel='rbf', gamma=gamma, break_ties=True).fit(X_train, y_train); secs = time.perf_counter() - t0
+    cells = [(C, g) for C in Cs for g in gammas]
+    for C, gamma in tqdm(cells, desc='SVM grid', **({} if progress else dict(disable=True))):
+        t0 = time.perf_counter()
+        svc = SVC(C=C, kernel='rbf', gamma=gamma, break_ties=True).fit(X_train, y_train)
+        secs = time.perf_counter() - t0
         row = dict(C=C, gamma=gamma, val_accuracy=float((svc.predict(X_val) == y_val).mean()))
         if X_test is not None: row['test_accuracy'] = float((svc.predict(X_test) == y_test).mean())
-        row.update(train_accuracy=float((svc.predict(X_train) == y_train).mean()), train_s=secs, n_support=int(svc.n_support_.sum()))
+        row.update(train_accuracy=float((svc.predict(X_train) == y_train).mean()), train_s=secs,
+                   n_support=int(svc.n_support_.sum()))
         rows.append(row)
         if row['val_accuracy'] > best_acc: best, best_acc = svc, row['val_accuracy']
     return pd.DataFrame(rows), best
@@ -65,6 +69,9 @@ class GreySVM:
         return self.proba_from_vectors(grey_vectors(paths, self.size, desc=None))
 
 # %% ../nbs/03_svm.ipynb #e553bd8e
+_FEATURES = 'grey {0}x{1}, flattened, ITU-R 601 luma / 255 in [0, 1]'  # config.json's description of the input
+_PROBABILITIES = 'softmax of one-vs-rest decision scores x temperature fitted on val'
+
 def train(data:str|Path|None=None, # dataset folder; default `data_root()`
           out:str|Path|None=None, # run folder; default runs/svm-<time>
           seed:int=0, # split seed (the SVC itself is deterministic)
@@ -76,7 +83,8 @@ def train(data:str|Path|None=None, # dataset folder; default `data_root()`
           **unknown, # anything else (e.g. the CLI's --epochs) is refused by name
          )->Path:
     "Train the original study's grey-pixel RBF SVM, choosing C and gamma on validation data; return the run folder."
-    if unknown: raise TypeError(f"the SVM has no option {', '.join(unknown)}; it takes Cs, gammas, size, val_frac, report_test, seed and finish")
+    if unknown: raise TypeError(f"the SVM has no option {', '.join(unknown)}; "
+                                "it takes Cs, gammas, size, val_frac, report_test, seed and finish")
     out, ds = new_run_dir('svm', out), load_dataset(data, val_frac=val_frac, seed=seed)
     t0 = time.perf_counter()
     Xy = {s: (grey_vectors(ds.split(s).path, size, desc=f'{s} images'), class_indices(ds.split(s), ds.classes))
@@ -87,21 +95,21 @@ def train(data:str|Path|None=None, # dataset folder; default `data_root()`
     grid, best = fit_grid(*Xy['train'], *Xy['val'], Cs, gammas, *Xy.get('test', (None, None)))
     grid_s, top = time.perf_counter() - t0, grid.loc[grid.val_accuracy.idxmax()]
     temperature = fit_temperature(best.decision_function(Xy['val'][0]), Xy['val'][1])
+    model = dict(svc=best, classes=ds.classes, temperature=temperature, size=list(size))
     def write_model(folder):
-        buf = io.BytesIO(); joblib.dump(dict(svc=best, classes=ds.classes, temperature=temperature, size=list(size)), buf)
-        atomic_write_bytes(folder/'model.joblib', buf.getvalue())
-    cfg = run_config(ds, 'svm', 'svm', val_frac, seed, format='joblib', features=f'grey {size[0]}x{size[1]}, flattened, '
-                     'ITU-R 601 luma / 255 in [0, 1]', kernel='rbf', grid=dict(C=list(Cs), gamma=list(gammas)), C=float(top.C),
-                     gamma=float(top.gamma), probabilities='softmax of one-vs-rest decision scores x temperature fitted on val',
-                     temperature=temperature, input_size=list(size))
-    metrics = dict(timing=dict(train_s=grid_s, load_s=load_s, best_fit_s=float(top.train_s)), val_accuracy=float(top.val_accuracy),
-                   train_accuracy_fit=float(top.train_accuracy), best=dict(C=float(top.C), gamma=float(top.gamma)))
-    return write_run(out, ds, write_model, finish, classes=ds.classes, config=cfg, history=dict(grid=grid.to_dict('records')),
-                     metrics=metrics)
+        buf = io.BytesIO(); joblib.dump(model, buf); atomic_write_bytes(folder/'model.joblib', buf.getvalue())
+    cfg = run_config(ds, 'svm', 'svm', val_frac, seed, format='joblib', features=_FEATURES.format(*size),
+                     kernel='rbf', grid=dict(C=list(Cs), gamma=list(gammas)), C=float(top.C), gamma=float(top.gamma),
+                     probabilities=_PROBABILITIES, temperature=temperature, input_size=list(size))
+    metrics = dict(timing=dict(train_s=grid_s, load_s=load_s, best_fit_s=float(top.train_s)),
+                   val_accuracy=float(top.val_accuracy), train_accuracy_fit=float(top.train_accuracy),
+                   best=dict(C=float(top.C), gamma=float(top.gamma)))
+    history = dict(grid=grid.to_dict('records'))
+    return write_run(out, ds, write_model, finish, classes=ds.classes, config=cfg, history=history, metrics=metrics)
 
 # %% ../nbs/03_svm.ipynb #c8d2e0f3
 def load_predictor(run:str|Path, # an SVM run folder
-                   finished:bool=True, # False: also a partial run (see `pintag.core.check_run`), which has no hashes yet
+                   finished:bool=True, # False: also a partial run (see `pintag.core.check_run`): no hashes yet
                   )->GreySVM:
     "The `GreySVM` of an SVM run, unpickled only once `model.joblib` is known to be the very file pintag wrote."
     run = check_run(run, finished)

@@ -15,14 +15,16 @@ import keras, tensorflow as tf
 from fastcore.basics import patch
 from skimage.segmentation import slic, quickshift, mark_boundaries
 from lime.lime_image import LimeImageExplainer
-from .data import load_image, check_image, read_json, atomic_write_bytes
+from .core import load_image, check_image, read_json, read_run, atomic_write_bytes
 from .models import load_run_model
+from .engine import Engine, KerasEngine, load_engine
 
 # %% auto #0
-__all__ = ['SEGMENTATIONS', 'TARGETS', 'DEFAULTS', 'segment_image', 'BatchedClassifier', 'FastLimeImageExplainer', 'log_odds',
-           'Explanation', 'Explainer', 'mask_jaccard', 'stability', 'mean_colour_image', 'deletion_curve', 'curve_auc',
-           'last_conv_layer', 'gradcam_model', 'gradcam', 'gradcam_fn', 'gradcam_agreement', 'lime_overlay',
-           'plot_explanation', 'explanation_png', 'tags_html', 'picker', 'picker_item', 'static_picker', 'cli_explain']
+__all__ = ['SEGMENTATIONS', 'TARGETS', 'DEFAULTS', 'LIMITS', 'segment_image', 'check_setting', 'FastLimeImageExplainer',
+           'log_odds', 'Explanation', 'Explainer', 'mask_jaccard', 'stability', 'mean_colour_image', 'deletion_curve',
+           'curve_auc', 'last_conv_layer', 'gradcam_model', 'gradcam', 'gradcam_fn', 'gradcam_agreement',
+           'lime_overlay', 'plot_explanation', 'explanation_png', 'tags_html', 'picker', 'picker_item', 'static_picker',
+           'cli_explain']
 
 # %% ../nbs/08_lime.ipynb #0eb47ade
 SEGMENTATIONS = ('slic', 'quickshift')
@@ -40,22 +42,23 @@ def segment_image(image:np.ndarray, # (h, w, 3) uint8 RGB
     else: raise ValueError(f"unknown segmentation {method!r}; choose one of {', '.join(SEGMENTATIONS)}")
     return np.unique(seg, return_inverse=True)[1].reshape(seg.shape)
 
-# %% ../nbs/08_lime.ipynb #a6cf8ff9
-class BatchedClassifier:
-    "Images (n, h, w, 3) in [0, 255] → class probabilities, through `model(x, training=False)` in fixed-size chunks."
-    def __init__(self, model:keras.Model, # fused model: raw RGB → probabilities
-                 batch_size:int=DEFAULTS['batch_size'], # images per forward pass
-                ):
-        self.model, self.batch_size = model, batch_size
-        self.size = tuple(model.input_shape[1:3])
-        spec = tf.TensorSpec((None, *self.size, 3), tf.float32)
-        self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec], autograph=False)
-    def __call__(self, images:np.ndarray)->np.ndarray:
-        images = np.asarray(images)
-        out = [self._fn(images[i:i+self.batch_size].astype(np.float32)).numpy() for i in range(0, len(images), self.batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, self.model.output_shape[-1]), np.float32)
-    @property
-    def traces(self)->int: return self._fn.experimental_get_tracing_count()
+# %% ../nbs/08_lime.ipynb #db5828df
+LIMITS = dict(num_samples=(10, 20_000), n_segments=(2, 1_000), batch_size=(1, 1_024), top_labels=(1, None),
+              seed=(0, 2**31 - 1), k=(1, None), n_seeds=(2, 20), n_random=(1, 100))  # allowed range of each setting
+
+def check_setting(name:str, # a key of `LIMITS`
+                  value, # the value given
+                  label:str|None=None, # how to name it in the error (e.g. '--num-samples'); default `name`
+                  hi:int|None=None, # a tighter upper bound than `LIMITS` (e.g. the number of classes)
+                 )->int:
+    "`value` as an int if it is an integer within `LIMITS[name]`; a one-line `ValueError` naming it otherwise."
+    lo, top = LIMITS[name]; top = hi if top is None else top if hi is None else min(top, hi)
+    label = label or name
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{label} must be an integer, got {value!r}")
+    if value < lo or (top is not None and value > top):
+        raise ValueError(f"{label} must be {f'from {lo} to {top}' if top is not None else f'at least {lo}'}, got {value}")
+    return int(value)
 
 # %% ../nbs/08_lime.ipynb #66b10367
 class FastLimeImageExplainer(LimeImageExplainer):
@@ -125,31 +128,41 @@ class Explanation:
 
 # %% ../nbs/08_lime.ipynb #32cbf84a
 class Explainer:
-    "LIME with trust figures, and Grad-CAM, for a run's Keras model."
-    def __init__(self, model:keras.Model, # fused model: raw RGB [0, 255] at input size → probabilities
+    "LIME with trust figures, and Grad-CAM, for a run's model; the model answers through an engine (`pintag.engine`)."
+    def __init__(self, engine, # an `Engine` (see `pintag.engine.load_engine`), or a fused Keras model
                  classes:list, # class names in output order
                  segmentation:str=DEFAULTS['segmentation'], # see `segment_image`
                  n_segments:int=DEFAULTS['n_segments'], # SLIC's cap
                  num_samples:int=DEFAULTS['num_samples'], # perturbed images per explanation
-                 batch_size:int=DEFAULTS['batch_size'], # images per forward pass
+                 batch_size:int=DEFAULTS['batch_size'], # perturbed images per engine call
                  target:str=DEFAULTS['target'], # what LIME fits: 'logodds' of the class, or 'prob' (stock LIME)
+                 run:str|Path|None=None, # the run folder, to load the Keras model from when Grad-CAM needs it
                 ):
         if target not in TARGETS: raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
         if segmentation not in SEGMENTATIONS: raise ValueError(f"unknown segmentation {segmentation!r}; choose one of {', '.join(SEGMENTATIONS)}")
-        self.model, self.classes = model, list(classes)
-        self.segmentation, self.n_segments, self.num_samples, self.target = segmentation, n_segments, num_samples, target
-        self.classify = BatchedClassifier(model, batch_size)
-        self.size = self.classify.size
-        self._cam_fn = None
+        self.n_segments, self.num_samples, self.batch_size = (check_setting(k, v) for k, v in
+            (('n_segments', n_segments), ('num_samples', num_samples), ('batch_size', batch_size)))
+        self.classify = engine if isinstance(engine, Engine) else KerasEngine(engine)
+        self.classes, self.segmentation, self.target, self.size, self.run = list(classes), segmentation, target, self.classify.size, run
+        self._model, self._cam_fn = getattr(self.classify, 'model', None), None
+    @property
+    def model(self)->keras.Model:
+        "The fused Keras model (Grad-CAM needs its gradients): the engine's, else loaded from the run on first use."
+        if self._model is None:
+            if self.run is None: raise ValueError("Grad-CAM needs the Keras model: give Explainer a Keras engine or its run folder")
+            self._model = load_run_model(self.run)
+        return self._model
     @classmethod
-    def from_run(cls, run:str|Path, **kwargs)->Explainer:
+    def from_run(cls, run:str|Path, # run folder with a Keras model.keras
+                 engine:str='auto', # see `pintag.engine.load_engine`
+                 precision:str='auto', # see `pintag.engine.load_engine`
+                 **kwargs)->Explainer:
         "An Explainer for a run folder holding a Keras model."
         run = Path(run)
         if not run.is_dir(): raise FileNotFoundError(f"run folder not found: {run}")
-        if not (run/'model.keras').exists():
-            kind = (read_json(run/'config.json').get('kind', 'non-Keras') if (run/'config.json').exists() else 'unknown')
-            raise ValueError(f"{run} has no model.keras ({kind} run): LIME and Grad-CAM need a Keras run")
-        return cls(load_run_model(run), read_json(run/'classes.json'), **kwargs)
+        run, config, classes, _ = read_run(run)
+        if not (run/'model.keras').exists(): raise ValueError(f"{run} has no model.keras ({config['kind']} run): LIME and Grad-CAM need a Keras run")
+        return cls(load_engine(run, engine, precision), classes, run=run, **kwargs)
     def load(self, image:str|Path|np.ndarray)->np.ndarray:
         "An image file or array as uint8 RGB at the model's input size."
         if isinstance(image, (str, Path)):
@@ -167,7 +180,9 @@ class Explainer:
              top_labels:int=1, # explain this many most probable classes
             )->Explanation:
         "The LIME explanation of `image` (no trust figures)."
-        image, n = self.load(image), num_samples or self.num_samples
+        seed, top_labels = check_setting('seed', seed), check_setting('top_labels', top_labels, hi=len(self.classes))
+        n = self.num_samples if num_samples is None else check_setting('num_samples', num_samples)
+        image = self.load(image)
         t0, c0 = time.perf_counter(), time.process_time()
         segments = segment_image(image, self.segmentation, self.n_segments, seed)
         first = []
@@ -176,7 +191,7 @@ class Explainer:
             if not first: first.append(p[0])  # LIME's first sample is the intact image
             return p if self.target == 'prob' else log_odds(p)
         exp = FastLimeImageExplainer(random_state=seed).explain_instance(image, fn, top_labels=top_labels, num_samples=n,
-                  batch_size=self.classify.batch_size, segmentation_fn=lambda im: segments, random_seed=seed)
+                  batch_size=self.batch_size, segmentation_fn=lambda im: segments, random_seed=seed)
         weights = {}
         for c in exp.top_labels:
             w = np.zeros(segments.max() + 1); ids, vals = zip(*exp.local_exp[c]); w[list(ids)] = vals; weights[int(c)] = w
@@ -288,6 +303,7 @@ def explain(self:Explainer, image:str|Path|np.ndarray, # image file or array
              n_random:int=3, # random orders for the deletion baseline
             )->Explanation:
     "LIME for `image`, with stability, fidelity and Grad-CAM (unless `trust=False`)."
+    k, n_seeds, n_random = check_setting('k', k), check_setting('n_seeds', n_seeds), check_setting('n_random', n_random)
     e = self.lime(image, seed, num_samples, top_labels)
     if not trust: return e
     t0 = time.perf_counter()
@@ -393,8 +409,7 @@ def static_picker(items:list, # (name, tags HTML, PNG bytes) per image, from `pi
     return widgets.VBox([dd, stack])
 
 # %% ../nbs/08_lime.ipynb #a0d30de7
-def cli_explain(argv:list)->int:
-    "`pintag explain RUN IMAGE [--num-samples N] [--seed S] [--out PNG] [--json]`."
+def _explain_parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='pintag explain', description='Explain why a run tags an image: LIME mask, trust figures, Grad-CAM.')
     p.add_argument('run', help='run folder with a Keras model.keras'); p.add_argument('image', help='image file')
     p.add_argument('--num-samples', type=int, default=DEFAULTS['num_samples'], help='perturbed images per LIME run (default %(default)s)')
@@ -403,19 +418,35 @@ def cli_explain(argv:list)->int:
     p.add_argument('--n-segments', type=int, default=DEFAULTS['n_segments'], help='SLIC superpixel cap (default %(default)s)')
     p.add_argument('--target', choices=TARGETS, default=DEFAULTS['target'], help="what LIME fits (default %(default)s; 'prob' is stock LIME)")
     p.add_argument('--top-labels', type=int, default=1, help='also explain the next most probable classes')
+    p.add_argument('--engine', choices=('auto', 'keras', 'openvino'), default='auto', help='runtime for the model (default %(default)s)')
+    p.add_argument('--precision', choices=('auto', 'f32', 'bf16'), default='auto', help='engine precision (default %(default)s: f32)')
     p.add_argument('--no-trust', action='store_true', help='skip stability, deletion curves and Grad-CAM')
     p.add_argument('--out', help='write the figure to this PNG')
     p.add_argument('--json', action='store_true', help='print every figure as JSON')
-    a = p.parse_args(argv)
+    return p
+
+def _usage_error(a)->str|None:
+    "The first bad number among the arguments, as a one-line message, or None."
     try:
-        ex = Explainer.from_run(a.run, segmentation=a.segmentation, n_segments=a.n_segments, num_samples=a.num_samples, target=a.target)
+        for name in ('num_samples', 'n_segments', 'top_labels', 'seed'): check_setting(name, getattr(a, name), '--' + name.replace('_', '-'))
+    except ValueError as e: return str(e)
+
+# %% ../nbs/08_lime.ipynb #4adb8c3a
+def cli_explain(argv:list)->int:
+    "`pintag explain RUN IMAGE [--num-samples N] [--seed S] [--engine E] [--out PNG] [--json]`."
+    try: a = _explain_parser().parse_args(argv)
+    except SystemExit as e: return int(e.code or 0)  # argparse printed the usage error (2) or the help (0)
+    if (msg := _usage_error(a)): print(f"pintag explain: error: {msg}", file=sys.stderr); return 2
+    try:
+        ex = Explainer.from_run(a.run, a.engine, a.precision, segmentation=a.segmentation, n_segments=a.n_segments,
+                                num_samples=a.num_samples, target=a.target)
         e = ex.explain(a.image, seed=a.seed, top_labels=a.top_labels, trust=not a.no_trust)
-        res = dict(run=str(a.run), image=str(a.image), **e.to_dict())
+        res = dict(run=str(a.run), image=str(a.image), engine=ex.classify.name, precision=ex.classify.precision, **e.to_dict())
         if a.top_labels > 1: res['other_classes'] = {e.classes[c]: e.top(5, c) for c in list(e.weights)[1:]}
         if a.out: plot_explanation(e, path=a.out); plt.close('all'); res['out'] = str(a.out)
     except (KeyboardInterrupt, SystemExit): raise
     except Exception as err:
-        print(f"pintag explain: error: {err}", file=sys.stderr); return 1
+        print(f"pintag explain: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr); return 1
     if a.json: print(json.dumps(res, indent=2))
     else:
         trust = '' if a.no_trust else (f", stability {res['stability']:.2f}, deletion AUC {res['deletion_auc']:.2f} (random {res['random_deletion_auc']:.2f})")

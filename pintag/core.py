@@ -12,9 +12,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['ENV', 'PACKAGE_DIR', 'MANIFEST_COLUMNS', 'IMAGE_EXTS', 'MAX_PIXELS', 'RUN_MARKER', 'RUN_KINDS', 'setting',
-           'sample_dir', 'runs_dir', 'cache_dir', 'quiet_tensorflow', 'atomic_write_bytes', 'write_json', 'read_json',
-           'csv_safe', 'manifest_text', 'sha256_file', 'to_rgb', 'open_image', 'check_image', 'load_image',
-           'new_run_dir', 'start_run', 'finish_run', 'check_run', 'run_file', 'update_run', 'read_run']
+           'sample_dir', 'runs_dir', 'cache_dir', 'full_data_dir', 'quiet_tensorflow', 'atomic_write_bytes',
+           'write_json', 'read_json', 'csv_safe', 'manifest_text', 'sha256_file', 'to_rgb', 'open_image', 'check_image',
+           'load_image', 'new_run_dir', 'start_run', 'finish_run', 'check_run', 'run_file', 'update_run', 'read_run']
 
 # %% ../nbs/00_core.ipynb #7ab83ed4
 ENV = dict(weights_dir='PINTAG_WEIGHTS_DIR',  # offline Keras weight files, loaded by path
@@ -47,6 +47,12 @@ def runs_dir()->Path:
 def cache_dir()->Path:
     "The embedding cache: `$PINTAG_CACHE`, else `~/.cache/pintag`."
     return Path(setting('cache') or Path.home()/'.cache'/'pintag').expanduser()
+
+def full_data_dir()->Path:
+    "The full photo set (`$PINTAG_FULL_DATA`), for slow cells and benchmarks; a one-line error when it is missing."
+    full = Path(setting('full_data') or '/nonexistent').expanduser()
+    if not (full/'manifest.csv').is_file(): raise FileNotFoundError("set PINTAG_FULL_DATA to the full photo set (a folder with manifest.csv)")
+    return full
 
 # %% ../nbs/00_core.ipynb #90bbbe2a
 @contextlib.contextmanager
@@ -283,9 +289,15 @@ def check_run(run:str|Path, # a run folder
 
 def run_file(run:str|Path, # a finished run folder
              name:str, # a file in it
+             finished:bool=True, # False: a run this process is still building, whose files have no hashes yet
             )->Path:
     "The path of `name` in `run`, after checking it is the very file pintag wrote (its SHA-256)."
-    run = check_run(run)
+    run = check_run(run, finished)
+    if not finished and not (run/RUN_MARKER).exists():
+        if str(run.parent/f'.{run.name.removeprefix(".").removesuffix(".partial")}.lock') not in _run_locks:
+            raise ValueError(f"{run} is a partial run that this process is not writing; refusing its files")
+        if not (run/name).is_file(): raise FileNotFoundError(f"{run} has no {name}")
+        return run/name
     expected = read_json(run/RUN_MARKER)['files'].get(name)
     path = run/name
     if expected is None or not path.is_file(): raise FileNotFoundError(f"{run} has no {name} (not in {RUN_MARKER})")

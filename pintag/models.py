@@ -10,17 +10,18 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import keras, tensorflow as tf
 from PIL import Image, ImageOps
-from .core import setting, cache_dir, atomic_write_bytes, write_json, read_json, read_run, load_image
+from .core import setting, cache_dir, atomic_write_bytes, write_json, read_json, read_run, run_file, load_image
 from .data import (load_dataset, image_dataset, new_run_dir, run_config, write_run, predict_batches, fast_call)
+from .ann import fit_images, plot_history
 
 # %% auto #0
 __all__ = ['BASES', 'DEFAULT_MODEL', 'FALLBACK_MODEL', 'IMAGENET_CATEGORIES', 'PRIOR_COLUMNS', 'VIEWS', 'resolve_weights',
            'LogProbability', 'ImagePreprocess', 'CategoryPrior', 'imagenet_names', 'load_mapping', 'prior_groups',
            'resolve_model', 'build_base', 'build_head', 'build_model', 'build_mobilenet', 'weights_tag',
            'EmbeddingCache', 'zoom_out', 'extract_features', 'embed_splits', 'train_head', 'standardiser',
-           'prior_column_weights', 'head_column_weights', 'fit_linear_head', 'unfreeze_top', 'fine_tune',
-           'plot_history', 'train', 'load_run_model', 'Tagger', 'build_vgg16', 'build_resnet50', 'build_inceptionv3',
-           'build_mobilenetv2', 'grid_search']
+           'prior_column_weights', 'head_column_weights', 'fit_linear_head', 'unfreeze_top', 'fine_tune', 'train',
+           'load_run_model', 'Tagger', 'build_vgg16', 'build_resnet50', 'build_inceptionv3', 'build_mobilenetv2',
+           'grid_search']
 
 # %% ../nbs/06_models.ipynb #623ca9b3
 BASES = {
@@ -329,13 +330,8 @@ def train_head(head:keras.Model, # from `build_head`, or `model.get_layer('head'
               )->dict:
     "Train the head; return its history (loss, accuracy, val_loss, val_accuracy per epoch)."
     n = head.output_shape[-1]
-    cbs = [keras.callbacks.EarlyStopping('val_loss', patience=patience, restore_best_weights=True)]
-    if progress:
-        from tqdm.keras import TqdmCallback
-        cbs.append(TqdmCallback(verbose=0, desc='head'))
-    h = head.fit(X_train, keras.utils.to_categorical(y_train, n), validation_data=(X_val, keras.utils.to_categorical(y_val, n)),
-                 epochs=epochs, batch_size=batch_size, callbacks=cbs, verbose=0, class_weight=class_weight, shuffle=True)
-    return {k: [float(v) for v in vs] for k, vs in h.history.items()}
+    return fit_images(head, X_train, keras.utils.to_categorical(y_train, n), X_val, keras.utils.to_categorical(y_val, n),
+                      epochs, batch_size, patience, progress, class_weight=class_weight, desc='head')
 
 # %% ../nbs/06_models.ipynb #e2c78f6e
 def standardiser(X:np.ndarray, # training embeddings, (n, d)
@@ -431,31 +427,8 @@ def fine_tune(model:keras.Model, # a fused model whose head is trained
     def flip(x, y): return tf.image.random_flip_left_right(x, seed=seed), y
     train_ds = train_ds.map(flip)
     val_ds = image_dataset(val_items.path.tolist(), size, val_items.cls.map(classes.index).values, batch_size)
-    cbs = [keras.callbacks.EarlyStopping('val_loss', patience=patience, restore_best_weights=True)]
-    if progress:
-        from tqdm.keras import TqdmCallback
-        cbs.append(TqdmCallback(verbose=0, desc='fine-tune'))
-    h = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=0, shuffle=False)  # order permuted above
-    return dict({k: [float(v) for v in vs] for k, vs in h.history.items()}, unfrozen=unfrozen)
-
-# %% ../nbs/06_models.ipynb #43ee402c
-def plot_history(hist:dict, # `history.json` of a run
-                 path:str|Path|None=None, # save as PNG here
-                ):
-    "Loss and accuracy per epoch, train and validation, head then fine-tuning."
-    import matplotlib.pyplot as plt
-    fig, axs = plt.subplots(1, 2, figsize=(10, 3.5))
-    for ax, metric in zip(axs, ('loss', 'accuracy')):
-        for stage, prefix in (('head', ''), ('fine-tune', 'fine_tune_')):
-            for split, style in (('', '-'), ('val_', '--')):
-                vals = hist.get(f'{prefix}{split}{metric}')
-                if not vals: continue
-                start = 0 if stage == 'head' else len(hist.get(f'val_{metric}', []))
-                ax.plot(range(start+1, start+len(vals)+1), vals, style, label=f"{stage} {split.rstrip('_') or 'train'}")
-        ax.set(xlabel='epoch', title=metric); ax.legend(fontsize=8)
-    fig.tight_layout()
-    if path: fig.savefig(path, dpi=80); plt.close(fig)
-    return fig
+    h = fit_images(model, train_ds, None, val_ds, None, epochs, patience=patience, progress=progress, desc='fine-tune')
+    return dict(h, unfrozen=unfrozen)
 
 # %% ../nbs/06_models.ipynb #32c9f2e0
 def _fine_tune_stage(fused:keras.Model, model:str, ds, emb:dict, epochs:int, lr:float, batch_size:int, after:str|None,
@@ -566,7 +539,8 @@ def load_run_model(run:str|Path, # a run folder
     run, config, classes, _ = read_run(run, finished)
     if not (run/'model.keras').is_file():
         raise ValueError(f"{run} is a {config['kind']} run: it has no Keras model (model.keras) to load")
-    try: model = keras.saving.load_model(run/'model.keras', compile=False, safe_mode=True)
+    path = run_file(run, 'model.keras', finished)  # the very file pintag wrote
+    try: model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e: raise ValueError(f"{run/'model.keras'} is corrupt or truncated ({type(e).__name__})") from None
     if model.output_shape[-1] != len(classes):
         raise ValueError(f"{run}: the model has {model.output_shape[-1]} outputs for {len(classes)} classes in classes.json")

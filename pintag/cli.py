@@ -55,9 +55,11 @@ def cmd_tag(a)->list:
 
 def _cluster_tag(a)->dict:
     if not a.out: raise UsageError("--cluster ray needs --out results.parquet|results.jsonl")
-    try: from pintag.scale import tag_cluster
-    except ImportError as e: raise UsageError(f"--cluster ray is not available: {e}") from None
-    return tag_cluster(a.run, a.images, a.out, address=a.address, engine=a.engine, top_k=a.top_k)
+    from pintag.scale import tag_cluster, need_ray, result_format
+    try: need_ray(); result_format(a.out)
+    except (ImportError, ValueError) as e: raise UsageError(str(e)) from None
+    return tag_cluster(a.run, a.images, a.out, address=a.address, engine=a.engine, top_k=a.top_k,
+                       unsure='auto' if a.unsure is None else a.unsure)
 
 # %% ../nbs/09_cli.ipynb #6e7b646c
 def cmd_train(a)->dict:
@@ -233,7 +235,7 @@ def _report(cmd:str, res, as_json:bool)->int:
         return 0 if all('error' not in r for r in res) else 1
     if cmd == 'run' and not as_json: _print_run(res)
     else: print(json.dumps(res, indent=2))
-    return 0
+    return 1 if cmd == 'tag' and res.get('errors') else 0
 
 # %% ../nbs/09_cli.ipynb #bee5f45d
 def main(argv:list|None=None)->int:

@@ -427,14 +427,13 @@ def plot_misses(rows:pd.DataFrame, # from `worst_misses`, with an `imagenet` col
                ):
     "Thumbnails titled 'true → predicted (confidence)', the held-out source, and the ImageNet classes behind the tag."
     n = max(len(rows), 1); nrows = -(-n//ncols)
-    fig, axs = plt.subplots(nrows, ncols, figsize=(3.3*ncols, 3.6*nrows + 0.4), squeeze=False)
+    fig, axs = plt.subplots(nrows, ncols, figsize=(3.0*ncols, 3.9*nrows + 0.4), squeeze=False, layout='constrained')
     for ax in axs.flat: ax.axis('off')
     for ax, r in zip(axs.flat, rows.itertuples()):
         ax.axis('on'); ax.set(xticks=[], yticks=[]); ax.spines[:].set_visible(False)
         ax.imshow(load_image(r.path, (thumb, thumb)))
         ax.set_title(f"{r.cls} → {r.predicted} ({r.confidence:.2f})\n{r.source}", fontsize=8, color='tab:red')
-        ax.set_xlabel('\n'.join(r.imagenet), fontsize=7)  # a label, so that tight_layout leaves room for it
+        ax.set_xlabel('\n'.join(r.imagenet), fontsize=7)  # a label, so that the layout leaves room for it
     if title: fig.suptitle(title)
-    fig.tight_layout()
     if path: fig.savefig(path, dpi=72); plt.close(fig)
     return fig

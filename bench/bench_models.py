@@ -110,7 +110,7 @@ def bench_fine_tune(name:str, data:Path, out:Path, epochs:int)->dict:
 
 def bench_tagging(run:Path, paths:list, n_single:int=30)->dict:
     "Tagger batched img/s and one-image latency, against load_image + model.predict() in the same process."
-    from pintag.models import Tagger
+    from pintag.engine import Tagger
     from pintag.data import load_image
     from pintag.cli import main
     res = dict(load_start=load(), images=len(paths))

@@ -56,7 +56,7 @@ def components(run: str, paths: list) -> dict:
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(1); tf.config.threading.set_inter_op_parallelism_threads(1)
     from pintag.core import load_image
-    from pintag.models import Tagger
+    from pintag.engine import Tagger
     tagger = Tagger.from_run(run)
     for p in paths: p.read_bytes()  # warm the page cache: reading is measured from memory-backed local disk
     blobs, read_cpu, read_wall = timed(lambda: [p.read_bytes() for p in paths])
@@ -75,7 +75,7 @@ def components(run: str, paths: list) -> dict:
 
 def single_process(run: str, paths: list) -> dict:
     "The single-process Tagger on image files: load, warm up, then all images."
-    from pintag.models import Tagger
+    from pintag.engine import Tagger
     t = time.perf_counter(); tagger = Tagger.from_run(run); load_s = time.perf_counter() - t
     tagger.tag(paths[:32])
     rows, cpu, s = timed(lambda: tagger.tag(paths))

@@ -39,8 +39,8 @@ def image_files(args:list, # files and folders as given on the command line
 
 # %% ../nbs/09_cli.ipynb #8b04de2b
 def _tagger(run, unsure, engine:str='auto'):
-    from pintag.models import Tagger
-    return Tagger.from_run(run, unsure='auto' if unsure is None else unsure)
+    from pintag.engine import Tagger
+    return Tagger.from_run(run, unsure='auto' if unsure is None else unsure, engine=engine)
 
 def cmd_tag(a)->list:
     "Tag images with a run: one dict per image, in order (`error` for those that could not be read); a summary on a cluster."

@@ -18,7 +18,8 @@ from fastcore.basics import patch
 from .core import RUN_MARKER, run_file, update_run, read_run
 from .data import (load_dataset, scan_dataset, load_image, atomic_write_bytes, environment_info, data_fingerprint,
                          fast_call, Scan, SAMPLE_DIR, IMAGE_EXTS)
-from .models import (Tagger, load_run_model, build_base, build_head, build_model, train_head, fit_linear_head,
+from .engine import Tagger
+from .models import (load_run_model, build_base, build_head, build_model, train_head, fit_linear_head,
                            resolve_weights, EmbeddingCache, extract_features, prior_column_weights)
 from . import svm
 

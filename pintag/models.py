@@ -20,8 +20,7 @@ __all__ = ['BASES', 'DEFAULT_MODEL', 'FALLBACK_MODEL', 'IMAGENET_CATEGORIES', 'P
            'resolve_model', 'build_base', 'build_head', 'build_model', 'build_mobilenet', 'weights_tag',
            'EmbeddingCache', 'zoom_out', 'extract_features', 'embed_splits', 'train_head', 'standardiser',
            'prior_column_weights', 'head_column_weights', 'fit_linear_head', 'unfreeze_top', 'fine_tune', 'train',
-           'load_run_model', 'Tagger', 'build_vgg16', 'build_resnet50', 'build_inceptionv3', 'build_mobilenetv2',
-           'grid_search']
+           'load_run_model', 'build_vgg16', 'build_resnet50', 'build_inceptionv3', 'build_mobilenetv2', 'grid_search']
 
 # %% ../nbs/06_models.ipynb #623ca9b3
 BASES = {
@@ -545,78 +544,6 @@ def load_run_model(run:str|Path, # a run folder
     if model.output_shape[-1] != len(classes):
         raise ValueError(f"{run}: the model has {model.output_shape[-1]} outputs for {len(classes)} classes in classes.json")
     return model
-
-class Tagger:
-    "Tag images with a run's model: top-k (category, probability), optionally flagged unsure."
-    def __init__(self, model:keras.Model, # a fused model: RGB [0, 255] → probabilities
-                 classes:list, # class names in output order
-                 unsure:float|None=None, # flag tags whose top probability is below this
-                 batch_size:int=32, # images per forward pass
-                 workers:int|None=None, # image-reading threads; default min(4, CPUs)
-                ):
-        if unsure is not None and not 0 <= unsure <= 1: raise ValueError(f"unsure threshold must be in [0, 1], got {unsure}")
-        if model.output_shape[-1] != len(classes): raise ValueError(f"model has {model.output_shape[-1]} outputs for {len(classes)} classes")
-        self.model, self.classes, self.unsure, self.batch_size = model, list(classes), unsure, batch_size
-        self.workers = workers or min(4, os.cpu_count() or 1)
-        self.size = tuple(model.input_shape[1:3])
-        self._fn = fast_call(model)
-
-    @classmethod
-    def from_run(cls, run:str|Path, # run folder
-                 unsure:float|str|None='auto', # 'auto': the run's threshold calibrated on held-out data (`metrics.json`), if any
-                 batch_size:int=32):
-        "Load a Tagger from a run folder."
-        run, _, classes, metrics = read_run(run)
-        if unsure == 'auto': unsure = (metrics.get('unsure') or {}).get('threshold')
-        return cls(load_run_model(run), classes, unsure, batch_size)
-
-    def _read(self, im)->tuple:
-        "(array at the model's size, None) or (None, error message)."
-        try:
-            if isinstance(im, (str, Path)): return load_image(im, self.size), None
-            a = np.asarray(im)
-            if a.ndim != 3 or a.shape[-1] != 3: raise ValueError(f"expected an (h, w, 3) RGB array, got shape {a.shape}")
-            return (a if a.shape[:2] == self.size else np.asarray(keras.ops.image.resize(a.astype('float32'), self.size))), None
-        except Exception as e: return None, f'{type(e).__name__}: {e}'
-
-    def _run(self, images:list):
-        "Yield (index, probabilities or error message) for every image, reading ahead one batch."
-        chunks = [range(i, min(i+self.batch_size, len(images))) for i in range(0, len(images), self.batch_size)]
-        with ThreadPoolExecutor(self.workers) as pool:
-            submit = lambda idx: [pool.submit(self._read, images[i]) for i in idx]
-            pending = submit(chunks[0]) if chunks else []
-            for k, idx in enumerate(chunks):
-                read, pending = [f.result() for f in pending], (submit(chunks[k+1]) if k+1 < len(chunks) else [])
-                ok = [a for a, err in read if err is None]
-                probs = iter(self._fn(np.stack(ok).astype('float32')).numpy() if ok else ())
-                for i, (a, err) in zip(idx, read): yield i, (err if err is not None else next(probs))
-
-    def predict_proba(self, images:list, # image paths or (h, w, 3) arrays
-                     )->np.ndarray:
-        "Class probabilities, (n, n_classes); raises on the first image that cannot be read."
-        out = []
-        for i, r in self._run(list(images)):
-            if isinstance(r, str): raise ValueError(f"{images[i] if isinstance(images[i], (str, Path)) else f'image {i}'}: {r}")
-            out.append(r)
-        return np.stack(out) if out else np.zeros((0, len(self.classes)), np.float32)
-
-    def iter_tags(self, images:list, # image paths or arrays
-                  top_k:int=3, # categories per image
-                  unsure:float|None=None, # threshold for this call; default the Tagger's
-                 ):
-        "Yield one dict per image, in order, as its batch finishes: `image`, `tags` [(category, probability)…] and `unsure`, or `image` and `error`."
-        if top_k < 1: raise ValueError(f"top_k must be at least 1, got {top_k}")
-        unsure = self.unsure if unsure is None else unsure
-        images = list(images)
-        for i, r in self._run(images):
-            name = str(images[i]) if isinstance(images[i], (str, Path)) else f'array[{i}]'
-            if isinstance(r, str): yield dict(image=name, error=r); continue
-            tags = [(self.classes[j], float(r[j])) for j in np.argsort(-r)[:top_k]]
-            yield dict(image=name, tags=tags, unsure=bool(unsure is not None and tags[0][1] < unsure))
-
-    def tag(self, images:list, top_k:int=3, unsure:float|None=None)->list:
-        "All of `iter_tags` as a list."
-        return list(self.iter_tags(images, top_k, unsure))
 
 # %% ../nbs/06_models.ipynb #f50d7462
 def build_vgg16(n_classes:int, **kwargs)->keras.Model:

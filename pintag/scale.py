@@ -219,9 +219,9 @@ class TagStage:
                 ):
         quiet_tensorflow(); _limit_threads(threads)
         if not isinstance(run_files, dict): import ray; run_files = ray.get(run_files[0])
-        from pintag.models import Tagger  # moving to pintag.engine.Tagger, which takes engine=engine
+        from pintag.engine import Tagger
         self._folder = tempfile.TemporaryDirectory(prefix='pintag-run-')
-        self.tagger = Tagger.from_run(unpack_run(run_files, self._folder.name), unsure=unsure, batch_size=batch_size)
+        self.tagger = Tagger.from_run(unpack_run(run_files, self._folder.name), unsure=unsure, batch_size=batch_size, engine=engine)
         self.top_k, self.prefix = top_k, prefix
 
     def __call__(self, batch, # a pyarrow table from `ray.data.read_binary_files`: `bytes`, `path`
@@ -239,7 +239,6 @@ ENGINES = ('auto', 'keras', 'openvino')
 def _check_options(engine, top_k, batch_size, workers, part_rows):
     "A one-line `ValueError` for the first bad option."
     if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-    if engine == 'openvino': raise ValueError("engine 'openvino' is not available yet; use 'auto' or 'keras'")
     for name, v in dict(top_k=top_k, batch_size=batch_size, part_rows=part_rows).items():
         if not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
     if workers is not None and (not isinstance(workers, int) or workers < 1):

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from fastcore.basics import patch
 from .core import to_rgb
-from .models import Tagger
+from .engine import Tagger
 
 try:  # the `serve` extra
     import uvicorn, python_multipart  # noqa: F401  (python-multipart parses the uploads)
@@ -134,10 +134,7 @@ def load_tagger(run:str|Path, # run folder
                 engine:str|None=None, # the model's runtime ('keras', 'openvino', …), where the Tagger offers one
                )->Tagger:
     "The run's Tagger, with its calibrated unsure threshold."
-    if engine is None: return Tagger.from_run(run, unsure='auto')
-    if 'engine' not in inspect.signature(Tagger.from_run).parameters:
-        raise ValueError(f"engine {engine!r} is not available: this Tagger runs the Keras model only")
-    return Tagger.from_run(run, unsure='auto', engine=engine)
+    return Tagger.from_run(run, unsure='auto', engine=engine or 'auto')
 
 def tag_result(probs:np.ndarray, # one image's class probabilities
                classes:list, # class names in output order

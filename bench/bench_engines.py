@@ -194,7 +194,7 @@ def main():
     files, labels = test_files(full)
     run = Path(a.run) if a.run else train(full, DEFAULT_MODEL, Path(tempfile.mkdtemp(prefix='bench-engines-'))/'run', progress=False)
     _, config, classes, _ = read_run(run)
-    res.update(run=str(run), model=config.get('model'), data=str(full), test_files=len(files))
+    res.update(run=str(run), run_model=config.get('model'), data=str(full), test_files=len(files))
     print(f'run {run}: {len(files)} test files; load {load()}', flush=True)
 
     engines, secs = engines_for(run)

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 SETTINGS = {  # name: (segmentation, n_segments, num_samples, what LIME fits)
-    'slic25-200-prob': ('slic', 25, 200, 'prob'),  # stock LIME's target, for contrast
     'slic50-300-logodds': ('slic', 50, 300, 'logodds'),
     'slic25-300-logodds': ('slic', 25, 300, 'logodds'),
     'slic25-200-logodds': ('slic', 25, 200, 'logodds'),

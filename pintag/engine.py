@@ -581,7 +581,7 @@ def engine_runtime(run:str|Path, # a run folder with a Keras model
                    n_images:int=32, # test photos to time and check on (see `test_photos`)
                    batch_size:int=32, n_single:int=20, n_batches:int=3, # see `time_calls`
                   )->list:
-    "One row per engine and precision: load seconds, latency and throughput of the model and from files, agreement with Keras."
+    "One row per engine and precision asked for (`runs_as`: the precision used): load seconds, latency and throughput, agreement with Keras."
     run, _, classes, _ = read_run(run)
     paths, _ = test_photos(run, n_images)
     rows, images = [], None
@@ -593,7 +593,7 @@ def engine_runtime(run:str|Path, # a run folder with a Keras model
         model = {f'model_{k}': v for k, v in time_calls(engine.predict, images, batch_size, n_single, n_batches).items()}
         files = {f'file_{k}': v for k, v in time_calls(Tagger(engine, classes, batch_size=batch_size).predict_proba,
                                                        [str(p) for p in paths], batch_size, n_single, n_batches).items()}
-        rows.append(dict(row, precision=engine.precision, **model, **files, **agreement(keras_reference(run, images), engine.predict(images))))
+        rows.append(dict(row, runs_as=engine.precision, **model, **files, **agreement(keras_reference(run, images), engine.predict(images))))
     base = next((r for r in rows if r['engine'] == 'keras' and 'error' not in r), None)
     for r in rows:
         if base and 'error' not in r: r['img_s_vs_keras'] = r['model_img_s'] / base['model_img_s']

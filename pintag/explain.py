@@ -29,7 +29,7 @@ __all__ = ['SEGMENTATIONS', 'TARGETS', 'DEFAULTS', 'LIMITS', 'segment_image', 'c
 # %% ../nbs/08_lime.ipynb #0eb47ade
 SEGMENTATIONS = ('slic', 'quickshift')
 TARGETS = ('logodds', 'prob')
-DEFAULTS = dict(segmentation='slic', n_segments=25, num_samples=200, batch_size=50, target='logodds')  # chosen in bench/bench_lime.py
+DEFAULTS = dict(segmentation='slic', n_segments=25, num_samples=150, batch_size=50, target='logodds')  # chosen in bench/bench_lime.py
 
 def segment_image(image:np.ndarray, # (h, w, 3) uint8 RGB
                   method:str=DEFAULTS['segmentation'], # 'slic' (compact, at most about `n_segments`) or 'quickshift' (LIME's default)

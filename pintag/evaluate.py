@@ -633,8 +633,9 @@ def source_held_out_run(run:str|Path, # a transfer run folder
 def held_out_table(candidates:dict, # label -> `SourceHeldOut.to_dict()`, as in bench/results/generalise.json
                   )->pd.DataFrame:
     "One row per candidate, best held-out first: split, held-out and balanced held-out accuracy, then per class."
+    per_class = lambda pc: pc if isinstance(pc, dict) else {r['cls']: r['accuracy'] for r in pc}  # {class: acc} or records
     rows = [dict(candidate=k, split=c['split_accuracy'], held_out=c['accuracy'], balanced=c['balanced_accuracy'],
-                 **{r['cls']: r['accuracy'] for r in c['per_class']}) for k, c in candidates.items()]
+                 **per_class(c['per_class'])) for k, c in candidates.items()]
     return pd.DataFrame(rows).set_index('candidate').sort_values('held_out', ascending=False)
 
 # %% ../nbs/07_evaluate.ipynb #f4443620

@@ -262,7 +262,7 @@ def nested_source_held_out(data:str|Path|Scan, # dataset folder (or a loaded `Sc
                            features:dict, # name -> `FeatureSet` of the dataset's items, in `Scan.items` order
                            group:Callable|None=source_group, # source -> group, as `pintag.evaluate.image_sources`
                            criterion:str='accuracy', # what the inner loop maximises: 'accuracy' or 'balanced_accuracy'
-                           pool_below:int|None=None, # see `inner_folds`; default 1% of the images
+                           pool_below:int|None=None, # see `inner_folds`; default 5% of the images
                            split:str='test', # the usual split, scored with the candidate plain LOSO would ship
                            seed:int=0, # split of a dataset folder
                            fits:dict|None=None, # keeps fitted heads between calls on the same data and features
@@ -281,7 +281,7 @@ def nested_source_held_out(data:str|Path|Scan, # dataset folder (or a loaded `Sc
     y, src = items.cls.map(classes.index).values, image_sources(ds, group).values
     sizes = pd.Series(src).value_counts()
     if len(sizes) < 3: raise ValueError(f"{ds.root}: a nested estimate needs 3 source groups, found {len(sizes)}")
-    pool = int(np.ceil(0.01*len(items))) if pool_below is None else pool_below
+    pool = int(np.ceil(0.05*len(items))) if pool_below is None else pool_below
     plans = {g: inner_folds(sizes, g, pool) for g in sorted(sizes.index)}
     te = (items.split == split).values
     if not te.any() or te.all(): raise ValueError(f"{ds.root}: split {split!r} must hold some but not all images")

@@ -20,7 +20,7 @@ statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Produ
 py_versions = '3.10 3.11 3.12'.split()
 
 requirements = cfg.get('requirements', '').split()
-extras = {name: cfg.get(f'{name}_requirements', '').split() for name in ('fast', 'cluster', 'serve', 'dev')}
+extras = {name: cfg.get(f'{name}_requirements', '').split() for name in ('fast', 'onnx', 'cluster', 'serve', 'dev')}
 
 class build_py_with_sample(build_py):
     "Ship data/sample inside the package (pintag/sample), so that an installed pintag has its default dataset."

@@ -19,8 +19,9 @@ def main():
     load0 = os.getloadavg(); t_all = time.perf_counter()
     from pintag.core import write_json
     from pintag.data import load_dataset, environment_info
+    from pintag.models import embeddings
     from pintag.evaluate import (cross_validate, fit_logreg, fit_mlp, runtime_table, leave_one_source_out,
-                                 pick_unsure_threshold, markdown_table, embeddings)
+                                 pick_unsure_threshold, markdown_table)
     ds = load_dataset(a.data)
     out = dict(benchmark='07_evaluate on the full shared data', data=str(ds.root), n_images=len(ds.items),
                n_per_split=ds.items.split.value_counts().to_dict(), classes=ds.classes)
@@ -48,7 +49,7 @@ def main():
                                        'latency = median of 20 batch-1 calls; throughput = 3 batches of 32',
                               baseline='mobilenet (latency_vs_first)', table=json.loads(rt.reset_index().to_json(orient='records')),
                               loadavg_after=os.getloadavg())
-        print(markdown_table(rt[['weights', 'params_m', 'latency_ms', 'latency_ms_p90', 'throughput_img_s', 'latency_vs_first']], 2), flush=True)
+        print(markdown_table(rt[['weights', 'params_m', 'latency_ms_p50', 'latency_ms_p90', 'img_s', 'latency_vs_first']], 2), flush=True)
 
     # leave-one-source-out, beside the usual split, with the same head fitter
     loso = {}

@@ -24,8 +24,8 @@ OUT = HERE/'results'/'generalise.json'
 
 import numpy as np, pandas as pd
 from pintag.data import load_dataset, environment_info, write_json, read_json, SAMPLE_DIR
-from pintag.models import BASES, DEFAULT_MODEL, IMAGENET_CATEGORIES, CategoryPrior, prior_groups, imagenet_names, train
-from pintag.evaluate import leave_one_source_out, fit_logreg, embeddings, pick_unsure_threshold, image_sources
+from pintag.models import DEFAULT_MODEL, IMAGENET_CATEGORIES, CategoryPrior, prior_groups, imagenet_names, train, embeddings
+from pintag.evaluate import leave_one_source_out, fit_logreg, pick_unsure_threshold, image_sources
 from pintag.generalise import (MAPPINGS, Candidate, FeatureSet, mapped_features, nested_source_held_out, nested_estimate,
                                pick_unsure_thresholds, unsure_held_out)
 

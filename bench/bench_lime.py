@@ -12,14 +12,20 @@ os.environ.setdefault('TQDM_DISABLE', '1'); os.environ.setdefault('TF_CPP_MIN_LO
 from pathlib import Path
 import numpy as np
 
-SETTINGS = {  # name: (segmentation, n_segments, num_samples, what LIME fits)
-    'slic50-300-logodds': ('slic', 50, 300, 'logodds'),
-    'slic25-300-logodds': ('slic', 25, 300, 'logodds'),
-    'slic25-200-logodds': ('slic', 25, 200, 'logodds'),
-    'slic25-150-logodds': ('slic', 25, 150, 'logodds'),
-    'slic25-100-logodds': ('slic', 25, 100, 'logodds'),
+SETTINGS = {  # name: (segmentation, n_segments, num_samples, what LIME fits, sampling, kernel width)
+    'slic25-300-logodds-iid-kw0.25': ('slic', 25, 300, 'logodds', 'iid', 0.25),
+    'slic25-150-logodds-iid-kw0.25': ('slic', 25, 150, 'logodds', 'iid', 0.25),
+    'slic25-150-logodds-antithetic-kw1': ('slic', 25, 150, 'logodds', 'antithetic', 1.0),
+    'slic25-200-logodds-antithetic-kw1': ('slic', 25, 200, 'logodds', 'antithetic', 1.0),
 }
+KEYS = ('segmentation', 'n_segments', 'num_samples', 'target', 'sampling', 'kernel_width')
 TARGET_SECONDS, TARGET_STABILITY = 2.0, 0.8
+
+def default_name(defaults:dict)->str:
+    "The name in SETTINGS of the library's LIME defaults (`pintag.explain.DEFAULTS`)."
+    want = tuple(defaults[k] for k in KEYS)
+    try: return next(n for n, s in SETTINGS.items() if s == want)
+    except StopIteration: raise SystemExit(f"the library's LIME defaults {want} are not among SETTINGS: add them") from None
 
 def choose(rows):
     "The fastest setting (wall seconds with the run's engine) whose stability minus its standard error reaches the target and whose deletion beats random."
@@ -62,10 +68,11 @@ def measure(ex, paths, full):
     return per
 
 def summary(name, per, engine, load_before):
-    seg, nseg, ns, target = SETTINGS[name.split('@')[0]]
+    seg, nseg, ns, target, sampling, kw = SETTINGS[name.split('@')[0]]
     m = lambda k: round(float(np.mean([r[k] for r in per if r[k] is not None])), 4)
     st = [r['stability'] for r in per]
-    return dict(segmentation=seg, n_segments=nseg, num_samples=ns, target=target, engine=engine, images=len(per),
+    return dict(segmentation=seg, n_segments=nseg, num_samples=ns, target=target, sampling=sampling, kernel_width=kw,
+                engine=engine, images=len(per),
                 seconds_mean=m('seconds'), seconds_max=round(max(r['seconds'] for r in per), 3), cpu_seconds_mean=m('cpu_seconds'),
                 seconds_trust_mean=m('seconds_trust'), superpixels_mean=m('n_superpixels'),
                 stability_mean=m('stability'), stability_se=round(float(np.std(st, ddof=1) / np.sqrt(len(st))), 4) if len(st) > 1 else None,
@@ -79,6 +86,8 @@ def main():
     ap.add_argument('--run', help='an existing run of the default model (default: train one on the full data)')
     ap.add_argument('--images', type=int, default=8, help='test images explained per setting')
     ap.add_argument('--baseline-images', type=int, default=1, help='images timed with stock LIME')
+    ap.add_argument('--image-seed', type=int, default=1,
+                    help='which test images (seed 0 picked the images the sampling designs were explored on)')
     ap.add_argument('--settings', nargs='*', default=list(SETTINGS), help=f'subset of {list(SETTINGS)}')
     ap.add_argument('--out', default=str(Path(__file__).parent/'results'/'lime.json'))
     ap.add_argument('--rechoose', action='store_true', help='only apply the choice rule again to the settings already in --out')
@@ -87,7 +96,7 @@ def main():
         from pintag.core import write_json
         res = json.loads(Path(a.out).read_text()); res['chosen'] = choose(res['settings'])
         from pintag.explain import DEFAULTS
-        res['library_default'] = lib = f"{DEFAULTS['segmentation']}{DEFAULTS['n_segments']}-{DEFAULTS['num_samples']}-{DEFAULTS['target']}"
+        res['library_default'] = lib = default_name(DEFAULTS)
         d = res['settings'].get(lib, {})
         res['default_meets_target'] = bool(d and d['seconds_mean'] <= TARGET_SECONDS and d['stability_mean'] >= TARGET_STABILITY)
         res['choice_rule'] = ("fastest (wall seconds through the run's engine) with mean stability - standard error >= 0.8 and deletion AUC "
@@ -104,24 +113,26 @@ def main():
     run = Path(a.run) if a.run else train(full, DEFAULT_MODEL, Path(tempfile.mkdtemp(prefix='bench-lime-'))/'run', progress=False)
     _, config, classes, _ = read_run(run)
     engines = {'auto': load_engine(run), 'keras': load_engine(run, 'keras')}
-    paths = pick_images(full, a.images)
+    paths = pick_images(full, a.images, a.image_seed)
     print(f"run {run} ({config.get('model')}); engine {engines['auto']}; {len(paths)} images; load {load_start}", flush=True)
     rows = {}
-    default = next(n for n, s in SETTINGS.items() if s == (DEFAULTS['segmentation'], DEFAULTS['n_segments'], DEFAULTS['num_samples'], DEFAULTS['target']))
+    default = default_name(DEFAULTS)
     for name in a.settings + [f'{default}@keras']:
-        seg, nseg, ns, target = SETTINGS[name.split('@')[0]]
+        seg, nseg, ns, target, sampling, kw = SETTINGS[name.split('@')[0]]
         engine = engines['keras' if name.endswith('@keras') else 'auto']
-        ex = Explainer(engine, classes, segmentation=seg, n_segments=nseg, num_samples=ns, target=target, run=run)
+        ex = Explainer(engine, classes, segmentation=seg, n_segments=nseg, num_samples=ns, target=target,
+                       sampling=sampling, kernel_width=kw, run=run)
         load_before = round(os.getloadavg()[0], 2)
         rows[name] = r = summary(name, measure(ex, paths, full), f'{engine.name} {engine.precision}', load_before)
-        print(f"{name:28s} {r['seconds_mean']:5.2f} s (CPU {r['cpu_seconds_mean']:5.2f})  superpixels {r['superpixels_mean']:4.1f}  "
+        print(f"{name:36s} {r['seconds_mean']:5.2f} s (CPU {r['cpu_seconds_mean']:5.2f})  superpixels {r['superpixels_mean']:4.1f}  "
               f"stability {r['stability_mean']:.3f} ± {r['stability_se']}  deletion log-odds {r['deletion_auc_logodds_mean']:.2f} vs random "
               f"{r['random_deletion_auc_logodds_mean']:.2f}  Grad-CAM IoU {r['gradcam_iou_mean']:.3f}  load {r['load_after']}", flush=True)
     stock_wall, stock_cpu = stock_lime_seconds(engines['keras'].model, paths[:a.baseline_images], engines['keras'].size)
     print(f'stock LIME: {np.mean(stock_wall):.1f} s, {np.mean(stock_cpu):.1f} CPU s per explanation', flush=True)
-    chosen, lib = choose(rows), f"{DEFAULTS['segmentation']}{DEFAULTS['n_segments']}-{DEFAULTS['num_samples']}-{DEFAULTS['target']}"
+    chosen, lib = choose(rows), default_name(DEFAULTS)
     d = rows.get(lib, {})
     res = dict(benchmark='lime', run=str(run), model=config.get('model'), data=str(full), images=len(paths),
+               image_seed=a.image_seed, image_paths=[str(Path(p).relative_to(full)) for p in paths],
                engine=engines['auto'].info(), baseline=dict(name='stock LIME (quickshift, 1000 samples, model.predict in batches of 10)',
                seconds=[round(t, 2) for t in stock_wall], cpu_seconds=[round(t, 2) for t in stock_cpu]),
                target=dict(seconds=TARGET_SECONDS, stability=TARGET_STABILITY), settings=rows, chosen=chosen, library_default=lib,

@@ -1,8 +1,8 @@
-"""Transfer models on the full shared data: feature extraction (cold cache), heads, the seed's grid,
+"""Transfer models on the full shared data: feature extraction (cold cache), heads, the original study's grid,
 fine-tuning, MobileNet end to end, and tagging speed.
 
-    .venv/bin/python bench/bench_models.py                      # every base (long on 2 cores)
-    .venv/bin/python bench/bench_models.py --models mobilenet   # one base; merges into the results file
+    .venv/bin/python bench/bench_models.py                      # every base's own model (long on 2 cores)
+    .venv/bin/python bench/bench_models.py --models mobilenet   # one model (a key of MODELS); merges into the results file
 
 Writes bench/results/models.json: per model, the figures and the load average while it ran; at the top,
 the machine (pintag.data.environment_info()) and the targets. Speeds of the Tagger are also given as a
@@ -33,10 +33,10 @@ def fresh_cache():
         else: os.environ['PINTAG_CACHE'] = old
 
 def weights_for(name:str):
-    "'auto' when an offline file exists, else None (random init: this machine cannot download)."
-    from pintag.models import BASES
+    "'auto' when the model's offline weights file exists, else None (random init: no download here)."
+    from pintag.models import weights_file
     wdir = os.environ.get('PINTAG_WEIGHTS_DIR')
-    return 'auto' if wdir and (Path(wdir)/BASES[name]['file']).is_file() else None
+    return 'auto' if wdir and (Path(wdir)/weights_file(name)).is_file() else None
 
 def bench_base(name:str, data:Path, ds, epochs:int, grid:bool)->dict:
     "Cold feature extraction, MLP and linear heads, and the grid for one base."
@@ -61,7 +61,8 @@ def bench_base(name:str, data:Path, ds, epochs:int, grid:bool)->dict:
     res['mlp'] = dict(head_s=time.perf_counter() - t0, epochs_run=len(h['loss']),
                       val_accuracy=accuracy(head(Xva, training=False), yva), test_accuracy=accuracy(head(Xte, training=False), yte))
     lin = M.build_head(Xtr.shape[1], len(ds.classes), hidden=())
-    lin_kw = {k: M.BASES[name][k] for k in ('Cs', 'class_weight') if k in M.BASES[name]}  # as `train` fits it
+    spec = M.model_spec(name)
+    lin_kw = {k: spec[k] for k in ('Cs', 'class_weight') if k in spec}  # as `train` fits it
     t0 = time.perf_counter(); s = M.fit_linear_head(lin, Xtr, ytr, Xva, yva, **lin_kw)
     res['linear'] = dict(head_s=time.perf_counter() - t0, C=s['best_C'], C_val_accuracy=dict(zip(map(str, s['C']), s['C_val_accuracy'])),
                          val_accuracy=accuracy(lin(Xva, training=False), yva), test_accuracy=accuracy(lin(Xte, training=False), yte))

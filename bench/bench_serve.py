@@ -96,6 +96,8 @@ def main():
     p.add_argument('--seconds', type=float, default=60, help='per mode, in all')
     p.add_argument('--slices', type=int, default=4, help='alternating slices the seconds are cut into')
     p.add_argument('--warmup', type=float, default=3); p.add_argument('--max-requests', type=int, default=100_000)
+    p.add_argument('--engine', help="the servers' engine (default: the service's own choice, `auto`)")
+    p.add_argument('--out', default=str(HERE/'results'/'serve.json'))
     a = p.parse_args()
     load0, t_all = os.getloadavg(), time.perf_counter()
     from pintag.core import write_json
@@ -105,7 +107,8 @@ def main():
         from pintag.models import train
         run = train(None, 'mobilenet_prior', Path(tempfile.mkdtemp(prefix='bench-serve-'))/'run')
     payloads, source = photos()
-    servers = {mode: start_server(run, args) for mode, args in MODES.items()}
+    engine = ['--engine', a.engine] if a.engine else []
+    servers = {mode: start_server(run, args + engine) for mode, args in MODES.items()}
     import httpx
     try:
         for mode, (proc, url) in servers.items(): asyncio.run(load(url, payloads, a.clients, a.warmup, a.max_requests))
@@ -128,7 +131,7 @@ def main():
     out = dict(benchmark='serve: POST /tag under concurrent load, micro-batched vs one image per forward pass',
                run=str(run), photos=dict(source=source, count=len(payloads),
                                          mean_bytes=round(sum(map(len, payloads)) / len(payloads))),
-               clients=a.clients, seconds_per_mode=a.seconds, slices=a.slices,
+               engine=a.engine or 'auto', clients=a.clients, seconds_per_mode=a.seconds, slices=a.slices,
                modes={m: ' '.join(v) for m, v in MODES.items()},
                results=results, throughput_ratio=round(mb['throughput_req_s'] / one['throughput_req_s'], 2),
                p50_ratio=round(one['p50_ms'] / mb['p50_ms'], 2),
@@ -139,7 +142,7 @@ def main():
                         'server CPU from /proc (all threads: HTTP, decoding, model); client CPU of this process',
                machine=environment_info(), loadavg_before=load0, loadavg_during=loads, loadavg_after=os.getloadavg(),
                total_s=round(time.perf_counter() - t_all, 1))
-    write_json(HERE/'results'/'serve.json', out)
+    write_json(a.out, out)
     figures = {k: out[k] for k in ('throughput_ratio', 'p50_ratio', 'cpu_per_request_ratio', 'zero_errors',
                                    'loadavg_before')}
     shown = ('throughput_req_s', 'p50_ms', 'p99_ms', 'errors', 'mean_batch')

@@ -4,10 +4,9 @@
 
 # %% ../nbs/04_ann.ipynb #ac5b76b8
 from __future__ import annotations
-import os, time
+import time
 from pathlib import Path
 import numpy as np
-import matplotlib; matplotlib.use(os.environ.get('MPLBACKEND', 'Agg'))
 import matplotlib.pyplot as plt
 import keras
 from .data import load_dataset, new_run_dir, run_config, write_run

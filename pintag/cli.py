@@ -4,12 +4,13 @@
 
 # %% ../nbs/09_cli.ipynb #9c8ba196
 from __future__ import annotations
-import sys, os, json, random, argparse, importlib
+import sys, json, random, argparse, importlib
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['BASELINES', 'DELEGATED', 'COMMANDS', 'UsageError', 'train_any', 'image_files', 'cmd_tag', 'cmd_train', 'cmd_evaluate',
-           'held_out_by_source', 'fair_examples', 'cmd_run', 'make_parser', 'main', 'cli_bench']
+           'no_source_figure', 'held_out_by_source', 'fair_examples', 'unsure_per_class', 'nested_by_source', 'cmd_run',
+           'make_parser', 'main', 'cli_bench']
 
 # %% ../nbs/09_cli.ipynb #4a61862e
 class UsageError(ValueError):
@@ -17,13 +18,13 @@ class UsageError(ValueError):
 
 BASELINES = {'svm': 'pintag.svm', 'ann': 'pintag.ann', 'cnn': 'pintag.cnn'}
 
-def train_any(model:str, # a transfer base (`pintag.models.BASES`) or a baseline (`BASELINES`)
+def train_any(model:str, # a transfer model (`pintag.models.MODELS`) or a baseline (`BASELINES`)
               data=None, out=None, **kwargs)->Path:
     "Train any model into a run folder."
-    from pintag.models import BASES, train
-    if model in BASES: return train(data, model, out, **kwargs)
+    from pintag.models import MODELS, train
+    if model in MODELS: return train(data, model, out, **kwargs)
     if model not in BASELINES:
-        raise UsageError(f"unknown model {model!r}; choose one of {', '.join(list(BASES) + list(BASELINES))}")
+        raise UsageError(f"unknown model {model!r}; choose one of {', '.join(list(MODELS) + list(BASELINES))}")
     if kwargs.pop('mapping', None): raise UsageError(f"--mapping is for the category prior; {model} has none")
     return importlib.import_module(BASELINES[model]).train(data=data, out=out, **kwargs)
 
@@ -33,7 +34,8 @@ def image_files(args:list, # files and folders as given on the command line
     from pintag.core import IMAGE_EXTS
     files = []
     for a in map(Path, args):
-        files += sorted(p for p in a.rglob('*') if p.suffix.lower() in IMAGE_EXTS and not p.is_dir()) if a.is_dir() else [a]
+        files += (sorted(p for p in a.rglob('*') if p.suffix.lower() in IMAGE_EXTS and not p.is_dir())
+                  if a.is_dir() else [a])
     if not files: raise UsageError("no image files in: " + ' '.join(map(str, args)))
     return files
 
@@ -43,7 +45,8 @@ def _tagger(run, unsure, engine:str='auto'):
     return Tagger.from_run(run, unsure='auto' if unsure is None else unsure, engine=engine)
 
 def cmd_tag(a)->list:
-    "Tag images with a run: one dict per image, in order (`error` for those that could not be read); a summary on a cluster."
+    ("Tag images with a run: one dict per image, in order (`error` for those that could not be read); a summary on "
+     "a cluster.")
     if a.cluster: return _cluster_tag(a)
     from tqdm.auto import tqdm
     files, tagger = image_files(a.images), _tagger(a.run, a.unsure, a.engine)
@@ -67,7 +70,8 @@ def cmd_train(a)->dict:
     from pintag.core import new_run_dir, finish_run
     from pintag.evaluate import evaluate
     out = new_run_dir(a.model, a.out)
-    kw = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, mapping=a.mapping).items() if v is not None}
+    kw = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
+                                mapping=a.mapping).items() if v is not None}
     if a.fine_tune: kw['fine_tune'] = True
     partial = train_any(a.model, a.data, out, finish=False, **kw)
     res = evaluate(partial, finished=False)
@@ -83,7 +87,9 @@ def cmd_evaluate(a)->dict:
     out = dict(run=str(a.run), split=a.split, accuracy=res['accuracy'], n=res['n'],
                per_class={c: round(v['accuracy'], 4) for c, v in res['per_class'].items()})
     if a.unseen: out['unseen'] = {k: ev.evaluate_folder(a.run, a.unseen)[k] for k in ('accuracy', 'n')}
-    if a.cv: out['cv'] = {k: v for k, v in ev.cross_validate_run(a.run, folds=a.cv).items() if k in ('accuracy_mean', 'accuracy_std', 'folds')}
+    if a.cv:
+        out['cv'] = {k: v for k, v in ev.cross_validate_run(a.run, folds=a.cv).items()
+                     if k in ('accuracy_mean', 'accuracy_std', 'folds')}
     if a.loso: out['source_held_out'] = held_out_by_source(a.run)
     out['unsure'] = read_run(a.run)[3].get('unsure')
     if a.runtime: out['runtime'] = ev.run_runtime(a.run)
@@ -93,23 +99,30 @@ def cmd_evaluate(a)->dict:
     return out
 
 # %% ../nbs/09_cli.ipynb #a4ddcab4
+def no_source_figure(cfg:dict, # a run's config.json
+                    )->str|None:
+    "Why a run cannot be scored with its sources held out, or None when its data's manifest allows it."
+    import pandas as pd
+    from pintag.evaluate import source_group
+    manifest = Path(cfg['data'])/'manifest.csv'
+    if cfg['kind'] != 'transfer': return f"a {cfg['kind']} run is not scored with sources held out"
+    if not manifest.is_file(): return f"{cfg['data']} has no manifest.csv naming each image's source"
+    man = pd.read_csv(manifest)
+    if 'source' not in man or 'class' not in man: return f"{manifest} has no source and class columns"
+    if man.assign(group=man.source.map(source_group)).groupby('class').group.nunique().max() < 2:
+        return "every class comes from a single source, so holding a source out leaves its class nothing to learn from"
+    return None
+
 def held_out_by_source(run:str|Path, # a transfer run folder
                        finished:bool=True, # see `pintag.core.check_run`
                       )->dict:
-    "Leave-one-source-out accuracy of a run (which also calibrates its unsure threshold), or the reason there is none."
-    import pandas as pd
+    "Leave-one-source-out accuracy of a run (which also calibrates its unsure thresholds), or the reason there is none."
     from pintag.core import read_run
-    from pintag.evaluate import source_held_out_run, source_group
-    _, cfg, _, _ = read_run(run, finished)
-    manifest = Path(cfg['data'])/'manifest.csv'
-    if cfg['kind'] != 'transfer': return dict(reason=f"a {cfg['kind']} run is not scored with sources held out")
-    if not manifest.is_file(): return dict(reason=f"{cfg['data']} has no manifest.csv naming each image's source")
-    man = pd.read_csv(manifest)
-    if 'source' not in man or 'class' not in man: return dict(reason=f"{manifest} has no source and class columns")
-    per_class = man.assign(group=man.source.map(source_group)).groupby('class').group.nunique()
-    if per_class.max() < 2:
-        return dict(reason="every class comes from a single source, so holding a source out leaves its class nothing to learn from")
+    from pintag.evaluate import source_held_out_run
+    reason = no_source_figure(read_run(run, finished)[1])
+    if reason: return dict(reason=reason)
     r = source_held_out_run(run, finished=finished)
+    unsure_per_class(run, r.predictions, finished)
     return dict(accuracy=r.accuracy, balanced_accuracy=r.balanced_accuracy, sources=int(r.predictions.source.nunique()))
 
 def fair_examples(run:str|Path, # a finished run folder
@@ -123,9 +136,44 @@ def fair_examples(run:str|Path, # a finished run folder
     rng = random.Random(seed)
     return [(rng.choice(sorted(g.path)), c) for c, g in test.groupby('cls')]
 
+# %% ../nbs/09_cli.ipynb #c7415d2e
+def unsure_per_class(run:str|Path, # a run folder
+                     predictions, # its held-out predictions (`SourceHeldOut.predictions`)
+                     finished:bool=True, # see `pintag.core.check_run`
+                    )->dict|None:
+    "Per-class unsure thresholds from the predictions that calibrated the run's global one, kept beside it."
+    from pintag.core import read_run
+    from pintag.evaluate import update_metrics
+    from pintag.generalise import pick_unsure_thresholds, unsure_held_out
+    unsure = read_run(run, finished)[3].get('unsure') or {}
+    if unsure.get('from') != 'loso': return None  # the global threshold came from other data (or there is none)
+    picked, held = pick_unsure_thresholds(predictions), unsure_held_out(predictions)
+    figures = {k: picked[k] for k in ('target', 'max_flagged', 'flagged_share', 'accuracy_kept', 'reachable')}
+    figures['held_out'] = {k: held[k] for k in ('measure', 'flagged_share', 'accuracy_kept')}
+    unsure = {**unsure, 'per_class': picked['per_class'], 'per_class_figures': figures}
+    return update_metrics(run, finished, unsure=unsure)['unsure']
+
+def nested_by_source(run:str|Path, # a transfer run folder with a linear head
+                     finished:bool=True, # see `pintag.core.check_run`
+                    )->dict:
+    "The run's nested held-out figure (`pintag.generalise.nested_estimate`), kept in metrics as `nested`; or why not."
+    from pintag.core import read_run
+    from pintag.evaluate import update_metrics
+    from pintag.generalise import nested_estimate
+    cfg = read_run(run, finished)[1]
+    reason = no_source_figure(cfg)
+    if not reason and cfg.get('head') != 'linear':
+        reason = f"it tunes a linear head; this run's head is {cfg.get('head')}"
+    if reason: return dict(reason=reason)
+    try: est = nested_estimate(run, finished=finished)
+    except ValueError as e: return dict(reason=str(e).splitlines()[0])  # e.g. fewer than 3 source groups
+    update_metrics(run, finished, nested=est.to_dict())
+    return dict(accuracy=est.accuracy, balanced_accuracy=est.balanced_accuracy, settings=len(est.candidates),
+                seconds=round(est.seconds, 1))
+
 # %% ../nbs/09_cli.ipynb #8e52296d
 def cmd_run(a)->dict:
-    "Train, evaluate, hold sources out, finish the run, and tag one test image per class."
+    "Train, evaluate, hold sources out (nested too, if asked), finish the run, and tag one test image per class."
     from pintag.core import new_run_dir, finish_run, read_run
     from pintag.models import DEFAULT_MODEL
     from pintag.evaluate import evaluate
@@ -134,6 +182,7 @@ def cmd_run(a)->dict:
     partial = train_any(model, a.data, out, seed=a.seed, finish=False, **({'mapping': a.mapping} if a.mapping else {}))
     res = evaluate(partial, finished=False)
     held_out = held_out_by_source(partial, finished=False)
+    nested = nested_by_source(partial, finished=False) if a.nested else None
     run = finish_run(partial, out)
     _, cfg, _, metrics = read_run(run)
     examples = fair_examples(run, a.seed) if a.examples else []
@@ -141,18 +190,34 @@ def cmd_run(a)->dict:
     for t, (_, c) in zip(tags, examples): t['true'] = c
     return dict(run=str(run), model=cfg['model'], test_accuracy=res['accuracy'], n_test=res['n'],
                 per_class={c: round(v['accuracy'], 4) for c, v in res['per_class'].items()},
-                source_held_out=held_out, unsure=metrics.get('unsure'), timing=metrics.get('timing', {}),
+                source_held_out=held_out, **({'nested': nested} if nested else {}), unsure=metrics.get('unsure'),
+                timing=metrics.get('timing', {}),
                 confusion_png=str(run/'confusion_test.png'), examples=tags)
 
 # %% ../nbs/09_cli.ipynb #294dd26f
+def _unsure_line(u:dict)->str:
+    "How a run flags unsure tags, in one line."
+    if not u.get('per_class'):
+        return f"tags below {u['threshold']:.0%} are flagged unsure (calibrated on {u['from']} predictions)"
+    t, f = u['per_class'].values(), u['per_class_figures']; h = f['held_out']
+    return (f"tags below their class's threshold ({min(t):.0%}–{max(t):.0%}) are flagged unsure, calibrated on "
+            f"{u['from']} predictions: {f['flagged_share']:.0%} of them flagged, the rest "
+            f"{f['accuracy_kept'] or 0:.1%} right ({h['flagged_share']:.0%} and {h['accuracy_kept'] or 0:.1%} with "
+            f"thresholds picked without each source)")
+
 def _print_run(r:dict):
     print(f"model {r['model']}: test accuracy {r['test_accuracy']:.1%} on {r['n_test']} images")
     for c, acc in r['per_class'].items(): print(f"  {c:<22} {acc:.1%}")
     held = r['source_held_out']
-    if 'accuracy' in held: print(f"each source held out in turn: {held['accuracy']:.1%} (the figure for photos from new sources)")
+    if 'accuracy' in held:
+        print(f"each source held out in turn: {held['accuracy']:.1%} (the figure for photos from new sources)")
     else: print(f"no figure with sources held out: {held['reason']}")
-    if r.get('unsure'):
-        u = r['unsure']; print(f"tags below {u['threshold']:.0%} are flagged unsure (calibrated on {u['from']} predictions)")
+    nested = r.get('nested')
+    if nested and 'accuracy' in nested:
+        print(f"held out, nested: {nested['accuracy']:.1%} (balanced {nested['balanced_accuracy']:.1%}; "
+              f"C and prior weight chosen without each held-out source)")
+    elif nested: print(f"no nested held-out figure: {nested['reason']}")
+    if r.get('unsure'): print(_unsure_line(r['unsure']))
     if r['examples']: print("one test image of each class, drawn at random:")
     for t in r['examples']:
         tags = ', '.join(f'{c} {p:.0%}' for c, p in t['tags'])
@@ -163,7 +228,9 @@ def _print_run(r:dict):
 def _print_tags(rows:list):
     for r in rows:
         if 'error' in r: print(f"{r['image']}: ERROR {r['error']}")
-        else: print(f"{r['image']}: " + ', '.join(f'{c} {p:.1%}' for c, p in r['tags']) + (' (unsure)' if r['unsure'] else ''))
+        else:
+            print(f"{r['image']}: " + ', '.join(f'{c} {p:.1%}' for c, p in r['tags'])
+                  + (' (unsure)' if r['unsure'] else ''))
 
 # %% ../nbs/09_cli.ipynb #9bd767e4
 DELEGATED = {'collect': 'pintag.collect:cli_collect', 'explain': 'pintag.explain:cli_explain',
@@ -187,11 +254,18 @@ def _add_run_parsers(sub):
     r.add_argument('--model', help='model to train (default: the best on photos from unseen sources)')
     r.add_argument('--seed', type=int, default=0)
     r.add_argument('--examples', type=int, default=1, help='tag one test image per class at the end (0: none)')
+    r.add_argument('--nested', action='store_true',
+                   help='also the nested held-out figure: C and prior weight chosen without each source (slower)')
     t = sub.add_parser('train', help='train one model into a run folder, then evaluate it')
     t.add_argument('data', nargs='?'); t.add_argument('--model', default=None); t.add_argument('--out')
-    t.add_argument('--epochs', type=_positive); t.add_argument('--batch-size', type=_positive); t.add_argument('--lr', type=float)
-    t.add_argument('--seed', type=int); t.add_argument('--fine-tune', action='store_true', help='unfreeze the top blocks after the head')
-    for s in (r, t): s.add_argument('--mapping', metavar='FILE', help='ImageNet → category mapping (JSON or CSV) for your class names')
+    t.add_argument('--epochs', type=_positive)
+    t.add_argument('--batch-size', type=_positive)
+    t.add_argument('--lr', type=float)
+    t.add_argument('--seed', type=int)
+    t.add_argument('--fine-tune', action='store_true', help='unfreeze the top blocks after the head')
+    for s in (r, t):
+        s.add_argument('--mapping', metavar='FILE',
+                       help='ImageNet → category mapping (JSON or CSV) for your class names')
     return r, t
 
 # %% ../nbs/09_cli.ipynb #9ce34203
@@ -202,16 +276,19 @@ def make_parser()->argparse.ArgumentParser:
     sub = p.add_subparsers(dest='cmd', metavar='COMMAND')
     r, t = _add_run_parsers(sub)
     e = sub.add_parser('evaluate', help='score a run folder on a split')
-    e.add_argument('run'); e.add_argument('--data'); e.add_argument('--split', default='test', choices=('train', 'val', 'test'))
+    e.add_argument('run')
+    e.add_argument('--data')
+    e.add_argument('--split', default='test', choices=('train', 'val', 'test'))
     e.add_argument('--unseen', metavar='DIR', help='also score a differently sourced folder of class folders')
     e.add_argument('--cv', type=_positive, metavar='K', help='K-fold cross-validation of the head on cached embeddings')
     e.add_argument('--loso', action='store_true', help='leave-one-source-out accuracy (needs manifest.csv)')
-    e.add_argument('--runtime', action='store_true', help='batch-1 latency and batched throughput')
+    e.add_argument('--runtime', action='store_true', help='latency and throughput from image files, per engine')
     e.add_argument('--compare', nargs='+', metavar='RUN', default=[], help='other runs for the comparison table')
     g = sub.add_parser('tag', help='tag images or folders with a run')
     g.add_argument('run'); g.add_argument('images', nargs='+')
     g.add_argument('--top-k', type=_positive, default=3)
-    g.add_argument('--unsure', type=_probability, default=None, help="flag tags below this probability (default: the run's threshold; 0: never)")
+    g.add_argument('--unsure', type=_probability, default=None,
+                   help="flag tags below this probability (default: the run's threshold; 0: never)")
     g.add_argument('--engine', default='auto', choices=('auto', 'keras', 'openvino'), help='inference engine')
     g.add_argument('--cluster', choices=('ray',), help='tag on a Ray cluster (local by default; see --address)')
     g.add_argument('--address', help='Ray cluster address (default: a local Ray in this process)')
@@ -265,7 +342,8 @@ def cli_bench(argv:list)->int:
     from pintag.data import PROJECT_ROOT
     import subprocess
     bench = PROJECT_ROOT/'bench'
-    p = argparse.ArgumentParser(prog='pintag bench'); p.add_argument('names', nargs='*', help='benchmark scripts (default: list them)')
+    p = argparse.ArgumentParser(prog='pintag bench')
+    p.add_argument('names', nargs='*', help='benchmark scripts (default: list them)')
     a = p.parse_args(argv)
     scripts = sorted(bench.glob('bench_*.py'))
     if not a.names:

@@ -11,8 +11,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['ENV', 'PACKAGE_DIR', 'MANIFEST_COLUMNS', 'IMAGE_EXTS', 'MAX_PIXELS', 'RUN_MARKER', 'RUN_KINDS', 'setting',
-           'sample_dir', 'runs_dir', 'cache_dir', 'full_data_dir', 'quiet_tensorflow', 'atomic_write_bytes',
+__all__ = ['ENV', 'PACKAGE_DIR', 'MANIFEST_COLUMNS', 'IMAGE_EXTS', 'IMAGE_FORMATS', 'MAX_PIXELS', 'RUN_MARKER', 'RUN_KINDS',
+           'setting', 'sample_dir', 'runs_dir', 'cache_dir', 'full_data_dir', 'quiet_tensorflow', 'atomic_write_bytes',
            'write_json', 'read_json', 'csv_safe', 'manifest_text', 'sha256_file', 'to_rgb', 'open_image', 'check_image',
            'load_image', 'new_run_dir', 'start_run', 'finish_run', 'check_run', 'run_file', 'update_run', 'read_run']
 
@@ -51,7 +51,8 @@ def cache_dir()->Path:
 def full_data_dir()->Path:
     "The full photo set (`$PINTAG_FULL_DATA`), for slow cells and benchmarks; a one-line error when it is missing."
     full = Path(setting('full_data') or '/nonexistent').expanduser()
-    if not (full/'manifest.csv').is_file(): raise FileNotFoundError("set PINTAG_FULL_DATA to the full photo set (a folder with manifest.csv)")
+    if not (full/'manifest.csv').is_file():
+        raise FileNotFoundError("set PINTAG_FULL_DATA to the full photo set (a folder with manifest.csv)")
     return full
 
 # %% ../nbs/00_core.ipynb #90bbbe2a
@@ -63,7 +64,8 @@ def _stderr_captured():
         os.dup2(tmp.fileno(), 2)
         try: yield
         except BaseException:
-            sys.stderr.flush(); os.dup2(saved, 2); tmp.seek(0); sys.stderr.write(tmp.read().decode(errors='replace')); raise
+            sys.stderr.flush(); os.dup2(saved, 2); tmp.seek(0)
+            sys.stderr.write(tmp.read().decode(errors='replace')); raise
         finally: sys.stderr.flush(); os.dup2(saved, 2); os.close(saved)
 
 def quiet_tensorflow(verbose:bool=False, # keep TensorFlow's own log
@@ -104,7 +106,8 @@ def read_json(path:str|Path, # a JSON file
     try: obj = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{path} is not valid JSON: {e}") from None
     if kind is not None and not isinstance(obj, kind):
-        raise ValueError(f"{path} should hold a JSON {'object' if kind is dict else kind.__name__}, not {type(obj).__name__}")
+        raise ValueError(f"{path} should hold a JSON {'object' if kind is dict else kind.__name__}, "
+                         f"not {type(obj).__name__}")
     return obj
 
 # %% ../nbs/00_core.ipynb #4e114dac
@@ -128,6 +131,7 @@ def manifest_text(rows:list, # dicts with at least the `columns`
 
 # %% ../nbs/00_core.ipynb #819be391
 IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff'}  # what counts as an image file
+IMAGE_FORMATS = ('JPEG', 'PNG', 'GIF', 'BMP', 'WEBP', 'TIFF')  # Pillow's names for the formats of those files
 MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit; pintag refuses anything above it before decoding
 
 def sha256_file(path:str|Path)->str:
@@ -163,18 +167,22 @@ def _image_source(source:str|Path|bytes):
 
 def open_image(source:str|Path|bytes, # image file or its bytes
                max_pixels:int=MAX_PIXELS, # refuse images whose header claims more pixels
+               formats:tuple|None=None, # Pillow's names of the formats to try (`IMAGE_FORMATS`); None: all it knows
               )->Image.Image:
     "Decode an image to 8-bit RGB after checking its header; `ValueError` naming the problem otherwise."
     with _image_source(source) as f, warnings.catch_warnings():
         warnings.simplefilter('ignore', Image.DecompressionBombWarning)
         try:
-            with Image.open(f) as im:
-                if im.width * im.height > max_pixels:
-                    raise ValueError(f'too large: {im.width}x{im.height} pixels exceeds the {max_pixels:,} limit')
-                im.load(); return to_rgb(im)
-        except UnidentifiedImageError: raise ValueError('not an image (unrecognised format)') from None
+            with Image.open(f, formats=formats) as im:
+                if im.width * im.height <= max_pixels: im.load(); return to_rgb(im)
+                width, height = im.size
+        except UnidentifiedImageError:
+            raise ValueError(f"not an image in a supported format ({', '.join(formats)})" if formats
+                             else 'not an image (unrecognised format)') from None
         except Image.DecompressionBombError as e: raise ValueError(f'too large: {e}') from None
-        except (OSError, SyntaxError) as e: raise ValueError(f'corrupt or truncated image: {e}') from None
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise ValueError(f'corrupt or truncated image: {e}') from None
+    raise ValueError(f'too large: {width}x{height} pixels exceeds the {max_pixels:,} limit')
 
 # %% ../nbs/00_core.ipynb #ca21f0ec
 def check_image(path:str|Path, # image file to check
@@ -186,8 +194,10 @@ def check_image(path:str|Path, # image file to check
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)
             with Image.open(f) as im: mode = im.mode
         w, h = open_image(path, max_pixels).size
-    except UnidentifiedImageError: return dict(ok=False, reason='not an image (unrecognised format)', width=0, height=0, mode='')
-    except Image.DecompressionBombError as e: return dict(ok=False, reason=f'too large: {e}', width=0, height=0, mode='')
+    except UnidentifiedImageError:
+        return dict(ok=False, reason='not an image (unrecognised format)', width=0, height=0, mode='')
+    except Image.DecompressionBombError as e:
+        return dict(ok=False, reason=f'too large: {e}', width=0, height=0, mode='')
     except (ValueError, OSError) as e: return dict(ok=False, reason=str(e), width=0, height=0, mode='')
     return dict(ok=True, reason='', width=w, height=h, mode=mode)
 
@@ -195,9 +205,10 @@ def load_image(source:str|Path|bytes, # image file or its bytes
                size:tuple|None=None, # (height, width) to resize to, or None to keep
                transform:Callable|None=None, # Pillow RGB image -> image, applied before resizing (an augmented view)
                max_pixels:int=MAX_PIXELS, # see `open_image`
+               formats:tuple|None=None, # see `open_image`
               )->np.ndarray:
     "Read an image as an RGB `uint8` array of shape (h, w, 3)."
-    im = open_image(source, max_pixels)
+    im = open_image(source, max_pixels, formats)
     if transform is not None: im = transform(im)
     if size is not None: im = im.resize((size[1], size[0]), Image.BILINEAR, reducing_gap=3.0)
     return np.asarray(im, dtype=np.uint8)
@@ -231,7 +242,8 @@ def _lock(path:Path):
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
     try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        os.close(fd); raise FileExistsError(f"another pintag process is writing {path.name.removesuffix('.lock')[1:]}") from None
+        os.close(fd)
+        raise FileExistsError(f"another pintag process is writing {path.name.removesuffix('.lock')[1:]}") from None
     _run_locks[str(path)] = fd
 
 def new_run_dir(model:str, # model name, the prefix of a default folder name
@@ -281,8 +293,8 @@ def check_run(run:str|Path, # a run folder
     if not run.is_dir(): raise FileNotFoundError(f"no run folder at {run}")
     if not finished and run.name.endswith('.partial'): return run
     if not (run/RUN_MARKER).is_file():
-        raise ValueError(f"{run} is not a finished pintag run (no {RUN_MARKER}: interrupted, or not written by pintag); "
-                         "train it again")
+        raise ValueError(f"{run} is not a finished pintag run "
+                         f"(no {RUN_MARKER}: interrupted, or not written by pintag); train it again")
     marker = read_json(run/RUN_MARKER, dict)
     if not isinstance(marker.get('files'), dict): raise ValueError(f"{run/RUN_MARKER} lists no files")
     return run
@@ -301,7 +313,8 @@ def run_file(run:str|Path, # a finished run folder
     expected = read_json(run/RUN_MARKER)['files'].get(name)
     path = run/name
     if expected is None or not path.is_file(): raise FileNotFoundError(f"{run} has no {name} (not in {RUN_MARKER})")
-    if sha256_file(path) != expected: raise ValueError(f"{path} is not the file pintag wrote (its SHA-256 changed); refusing it")
+    if sha256_file(path) != expected:
+        raise ValueError(f"{path} is not the file pintag wrote (its SHA-256 changed); refusing it")
     return path
 
 def update_run(run:str|Path, # a finished run folder
@@ -329,7 +342,8 @@ def read_run(run:str|Path, # a run folder
     "(folder, config, classes, metrics) of a run, each checked for the shape pintag writes."
     run = check_run(run, finished)
     config = read_json(run/'config.json', dict)
-    if config.get('kind') not in RUN_KINDS: _bad(run/'config.json', f"kind {config.get('kind')!r} is not one of {', '.join(RUN_KINDS)}")
+    if config.get('kind') not in RUN_KINDS:
+        _bad(run/'config.json', f"kind {config.get('kind')!r} is not one of {', '.join(RUN_KINDS)}")
     classes = read_json(run/'classes.json', list)
     if not classes or not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes):
         _bad(run/'classes.json', 'should list distinct class names (strings)')

@@ -53,11 +53,13 @@ class Scan:
 def _layout(root:Path)->list:
     "[(split or None, class folder)] for a split or an unsplit dataset; raises on a wrong layout."
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith('.'))
-    if not subdirs: raise ValueError(f"{root} has no class folders: expected <root>/<class>/*.jpg or <root>/train/<class>/*.jpg")
+    if not subdirs:
+        raise ValueError(f"{root} has no class folders: expected <root>/<class>/*.jpg or <root>/train/<class>/*.jpg")
     named = [p for p in subdirs if p.name in SPLITS]
     if named and len(named) != len(subdirs):
         other = ', '.join(p.name for p in subdirs if p.name not in SPLITS)
-        raise ValueError(f"{root} mixes split folders ({', '.join(p.name for p in named)}) with other folders ({other})")
+        raise ValueError(f"{root} mixes split folders ({', '.join(p.name for p in named)}) "
+                         f"with other folders ({other})")
     if not named: return [(None, p) for p in subdirs]
     pairs = [(s.name, c) for s in named for c in sorted(s.iterdir()) if c.is_dir() and not c.name.startswith('.')]
     if not pairs: raise ValueError(f"{root} has split folders but no class folders inside them")
@@ -146,13 +148,17 @@ def load_dataset(root:str|Path|None=None, # dataset folder; default `data_root()
                 )->Scan:
     "Scan `root` and give every image a train/val/test split; refuse data a model cannot learn from."
     s = scan_dataset(root)
-    if s.items.empty: raise ValueError(f"{s.root} has no usable images: {len(s.issues)} issues, e.g. {s.issues.reason.head(3).tolist()}")
+    if s.items.empty:
+        raise ValueError(f"{s.root} has no usable images: {len(s.issues)} issues, "
+                         f"e.g. {s.issues.reason.head(3).tolist()}")
     unreadable = s.issues[s.issues.reason.str.startswith('class folder unreadable')]
     if len(unreadable): raise ValueError(f"{unreadable.path.iloc[0]}: {unreadable.reason.iloc[0]}")
-    if len(s.classes) < 2: raise ValueError(f"{s.root} has {len(s.classes)} class with images; a tagger needs at least 2")
+    if len(s.classes) < 2:
+        raise ValueError(f"{s.root} has {len(s.classes)} class with images; a tagger needs at least 2")
     s.items = split_dataset(s.items, val_frac=val_frac, seed=seed)
     untested = sorted(set(s.classes) - set(s.items.cls[s.items.split == 'test']))
-    if untested: warnings.warn(f"{s.root}: no test images for {', '.join(untested)}; their test figures will be missing")
+    if untested:
+        warnings.warn(f"{s.root}: no test images for {', '.join(untested)}; their test figures will be missing")
     return s
 
 # %% ../nbs/01_data.ipynb #db2ea4bb
@@ -170,15 +176,16 @@ def image_dataset(paths:list, # image files
         x = tf.numpy_function(_load, [p], tf.float32); x.set_shape((h, w, 3)); return x
     ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
     ds = ds.map(_tf_load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if labels is not None: ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(np.asarray(labels, dtype=np.int32))))
+    if labels is not None:
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(np.asarray(labels, dtype=np.int32))))
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 # %% ../nbs/01_data.ipynb #7a6b29d5
 def environment_info()->dict:
     "Library versions and machine, for config.json and benchmarks."
     import sklearn, keras, tensorflow as tf, pintag
-    return dict(pintag=pintag.__version__, tensorflow=tf.__version__, keras=keras.__version__, sklearn=sklearn.__version__,
-                python=platform.python_version(), machine=platform.machine(),
+    return dict(pintag=pintag.__version__, tensorflow=tf.__version__, keras=keras.__version__,
+                sklearn=sklearn.__version__, python=platform.python_version(), machine=platform.machine(),
                 processor=platform.processor() or platform.machine(), cpus=os.cpu_count(),
                 gpus=len(tf.config.list_physical_devices('GPU')))
 
@@ -238,7 +245,8 @@ def predict_batches(model:keras.Model, # any Keras model taking images
     from tqdm.auto import tqdm
     fn, size = fast_call(model), tuple(model.input_shape[1:3])
     batches = image_dataset(paths, size, batch_size=batch_size, transform=transform)
-    out = [fn(x).numpy() for x in tqdm(batches, desc=desc, disable=not desc, total=-(-len(paths)//batch_size), unit='batch')]
+    out = [fn(x).numpy()
+           for x in tqdm(batches, desc=desc, disable=not desc, total=-(-len(paths)//batch_size), unit='batch')]
     return np.concatenate(out) if out else np.zeros((0,) + tuple(model.output_shape[1:]), np.float32)
 
 # %% ../nbs/01_data.ipynb #b258439a
@@ -271,10 +279,12 @@ def make_sample(src:str|Path, # full dataset with train/test folders and manifes
         else: picked += list(g.sample(min(n_test, len(g)), random_state=int(rng.integers(1<<31))).index)
     sub = man.loc[sorted(picked)]
     for f, split in zip(sub.file, sub.split): _copy_image(src/f, dst/f, max_side if split == 'train' else None)
-    atomic_write_bytes(dst/'manifest.csv', manifest_text(sub.rename(columns={'cls': 'class'}).to_dict('records')).encode())
+    atomic_write_bytes(dst/'manifest.csv',
+                       manifest_text(sub.rename(columns={'cls': 'class'}).to_dict('records')).encode())
     note = f', training images re-encoded to at most {max_side} px on the longer side' if max_side else ''
     lines = ['# Attribution', '', f'A {len(sub)}-image subset of the pintag open photo set{note}. '
-             'Every file, its source and its licence:', '', '| file | class | source | licence | original |', '|---|---|---|---|---|']
+             'Every file, its source and its licence:', '',
+             '| file | class | source | licence | original |', '|---|---|---|---|---|']
     lines += [f"| {r.file} | {r.cls} | {r.source} | {r.license} | {r.original} |" for r in sub.itertuples()]
     atomic_write_bytes(dst/'ATTRIBUTION.md', ('\n'.join(lines)+'\n').encode())
     return sub

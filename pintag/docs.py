@@ -14,10 +14,10 @@ from .data import PROJECT_ROOT
 # %% auto #0
 __all__ = ['WIDGET_JS', 'NPM_REGISTRY', 'FIGURE_DPI', 'KERNEL_ENV', 'NOISE', 'WIDGET_STATE', 'WIDGET_VIEW', 'README_IMAGES',
            'IMAGE_TYPES', 'vendor_widget_js', 'kernel_env', 'venv_kernel_manager', 'execute_notebook', 'quiet',
-           'tidy_cell', 'small_png', 'tidy_outputs', 'source_hash', 'nbdev_text', 'refresh_notebook', 'notebook_paths',
-           'stale_notebooks', 'api_entries', 'source_url', 'api_doc_html', 'docs_notebook', 'page_title',
-           'notebook_html', 'build_docs', 'readme_files', 'readme_from_index', 'readme_stale', 'write_readme',
-           'check_docs', 'cli_docs']
+           'tidy_cell', 'small_png', 'small_image', 'tidy_outputs', 'code_key', 'source_hash', 'nbdev_text',
+           'refresh_notebook', 'notebook_paths', 'stale_notebooks', 'api_entries', 'source_url', 'api_doc_html',
+           'docs_notebook', 'page_title', 'notebook_html', 'build_docs', 'readme_files', 'readme_from_index',
+           'readme_stale', 'write_readme', 'check_docs', 'cli_docs']
 
 # %% ../nbs/10_docs.ipynb #588c1dc3
 WIDGET_JS = {  # what the pages load instead of a CDN: npm package, version, SHA-512 of its tarball, files to take
@@ -211,25 +211,46 @@ def small_png(data:str, # a base64 PNG, as notebooks hold it
     buf = io.BytesIO(); im.save(buf, format='PNG', optimize=True)
     return base64.b64encode(buf.getvalue()).decode() if buf.tell() < len(data) * 3 / 4 else data
 
+def small_image(data:str, # a base64 PNG, as notebooks hold it
+               )->tuple:
+    ("(mime type, base64): `small_png`'s PNG, or a JPEG where that takes under a third of the bytes "
+     "(a photo, not a plot).")
+    from PIL import Image
+    png = small_png(data)
+    im = Image.open(io.BytesIO(base64.b64decode(png)))
+    if im.mode != 'RGB': return 'image/png', png
+    buf = io.BytesIO(); im.save(buf, format='JPEG', quality=85, optimize=True)
+    small = buf.tell() < len(png) * 3 / 4 / 3
+    return ('image/jpeg', base64.b64encode(buf.getvalue()).decode()) if small else ('image/png', png)
+
 def tidy_outputs(nb:nbformat.NotebookNode, # an executed notebook
                 )->nbformat.NotebookNode:
-    "Small, deterministic, quiet outputs: `tidy_cell`s, no progress bars, smaller PNGs, numbered widget ids."
+    "Small, deterministic, quiet outputs: `tidy_cell`s, no progress bars, `small_image`s, numbered widget ids."
     for c in nb.cells:
         if c.cell_type != 'code': continue
         tidy_cell(c)
         for o in c.outputs:
-            if 'image/png' in o.get('data', {}): o.data['image/png'] = small_png(o.data['image/png'])
+            if 'image/png' in o.get('data', {}):
+                mime, data = small_image(o.data.pop('image/png')); o.data[mime] = data
     nb = _drop_progress_bars(nb)
     if not _widget_state(nb): nb.metadata.pop('widgets', None)
     return _number_widgets(nb)
 
 # %% ../nbs/10_docs.ipynb #cfee5b5a
+def code_key(source:str, # a code cell's source
+            )->str:
+    ("What a cell does: its nbdev directives and its syntax tree, so layout and comments change nothing; "
+     "raw text if it does not parse.")
+    directives = [l.strip() for l in source.splitlines() if l.lstrip().startswith('#|')]
+    try: return '\n'.join(directives + [ast.dump(ast.parse(source))])
+    except SyntaxError: return source
+
 def source_hash(nb:dict, # a notebook (nbformat or plain JSON)
                )->str:
-    "The first 16 hex digits of the SHA-256 of the notebook's code-cell sources."
+    "The first 16 hex digits of the SHA-256 of what the notebook's code cells do (`code_key`)."
     text = lambda src: ''.join(src) if isinstance(src, list) else src
-    srcs = [text(c['source']) for c in nb['cells'] if c['cell_type'] == 'code']
-    return hashlib.sha256(json.dumps(srcs).encode()).hexdigest()[:16]
+    keys = [code_key(text(c['source'])) for c in nb['cells'] if c['cell_type'] == 'code']
+    return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:16]
 
 def _settings(root:Path=PROJECT_ROOT)->configparser.SectionProxy:
     "The project's `settings.ini` (nbdev's configuration), its DEFAULT section."

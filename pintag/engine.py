@@ -15,9 +15,9 @@ from .core import (read_run, read_json, write_json, sha256_file, load_image, sam
 __all__ = ['ENGINES', 'PRECISIONS', 'FAST_INSTALL', 'F32_TOLERANCE', 'EXPORT_FORMATS', 'ONNX_INSTALL', 'QUANTISED_MIN_TOP1',
            'EngineMissing', 'EngineCheckFailed', 'Engine', 'KerasEngine', 'require_openvino', 'openvino_version',
            'bf16_supported', 'OpenVINOEngine', 'to_openvino', 'model_sha256', 'engine_dir', 'openvino_ir',
-           'check_images', 'agreement', 'passes', 'keras_reference', 'load_engine', 'read_one', 'ReadAhead', 'Tagger',
-           'export_needs', 'load_export', 'test_photos', 'check_export', 'export_run', 'cli_export', 'time_calls',
-           'engine_runtime']
+           'check_images', 'agreement', 'passes', 'keras_reference', 'load_engine', 'read_one', 'ReadAhead',
+           'flag_unsure', 'Tagger', 'export_needs', 'load_export', 'test_photos', 'check_export', 'export_run',
+           'cli_export', 'time_calls', 'engine_runtime']
 
 # %% ../nbs/06a_engine.ipynb #5d161993
 ENGINES = ('openvino', 'keras')  # fastest first: the order `engine='auto'` tries them in
@@ -69,7 +69,8 @@ class KerasEngine(Engine):
 def require_openvino():
     "The `openvino` module, or `EngineMissing` saying how to install it."
     try: import openvino
-    except ImportError: raise EngineMissing(f"engine 'openvino' is not installed: {FAST_INSTALL} (or pip install openvino)") from None
+    except ImportError:
+        raise EngineMissing(f"engine 'openvino' is not installed: {FAST_INSTALL} (or pip install openvino)") from None
     return openvino
 
 def openvino_version()->str:
@@ -89,22 +90,27 @@ class OpenVINOEngine(Engine):
                  chunk:int=8, # images per asynchronous request of a large batch
                 ):
         ov = require_openvino()
-        if precision not in PRECISIONS: raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-        if precision == 'bf16' and not bf16_supported(): raise ValueError("this CPU cannot run bf16; use precision 'f32'")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if precision == 'bf16' and not bf16_supported():
+            raise ValueError("this CPU cannot run bf16; use precision 'f32'")
         self._core = ov.Core()
         self._model = self._core.read_model(str(model)) if isinstance(model, (str, Path)) else model
         shape = self._model.inputs[0].get_partial_shape()
-        self.size, self.n_classes = (shape[1].get_length(), shape[2].get_length()), self._model.outputs[0].get_partial_shape()[-1].get_length()
+        self.size, self.n_classes = ((shape[1].get_length(), shape[2].get_length()),
+                                     self._model.outputs[0].get_partial_shape()[-1].get_length())
         self.precision, self.chunk, self._lock = precision, chunk, threading.Lock()
         self._request, self._queue = self._compile('LATENCY').create_infer_request(), None
     def _compile(self, hint:str):
-        return self._core.compile_model(self._model, 'CPU', {'INFERENCE_PRECISION_HINT': self.precision, 'PERFORMANCE_HINT': hint})
+        return self._core.compile_model(self._model, 'CPU', {'INFERENCE_PRECISION_HINT': self.precision,
+                                                             'PERFORMANCE_HINT': hint})
     def _predict(self, x):
         with self._lock:
             if len(x) <= 2: return self._request.infer({0: x})[0].copy()
             if self._queue is None:
                 compiled = self._compile('THROUGHPUT')
-                self._queue = require_openvino().AsyncInferQueue(compiled, compiled.get_property('OPTIMAL_NUMBER_OF_INFER_REQUESTS'))
+                self._queue = require_openvino().AsyncInferQueue(
+                    compiled, compiled.get_property('OPTIMAL_NUMBER_OF_INFER_REQUESTS'))
             size = max(1, min(self.chunk, -(-len(x) // len(self._queue))))
             starts, out = range(0, len(x), size), {}
             self._queue.set_callback(lambda request, i: out.__setitem__(i, request.get_output_tensor(0).data.copy()))
@@ -141,7 +147,8 @@ def engine_dir(run:Path, # a run folder
 def _drop_stale(folder:Path, keep:str):
     "Remove cached files of other versions of the model (their names do not contain `keep`)."
     for f in folder.glob('*'):
-        if f.is_file() and keep not in f.name and f.name.split('-')[0] in ('openvino', 'keras'): f.unlink(missing_ok=True)
+        if f.is_file() and keep not in f.name and f.name.split('-')[0] in ('openvino', 'keras'):
+            f.unlink(missing_ok=True)
 
 # %% ../nbs/06a_engine.ipynb #9aa4df51
 def openvino_ir(run:str|Path, # a finished run folder with a model.keras
@@ -158,7 +165,8 @@ def openvino_ir(run:str|Path, # a finished run folder with a model.keras
     part = Path(tempfile.mkdtemp(dir=folder, prefix='.convert-'))
     try:
         require_openvino().save_model(to_openvino(model), str(part/'model.xml'), compress_to_fp16=False)
-        os.replace(part/'model.bin', xml.with_suffix('.bin')); os.replace(part/'model.xml', xml)  # the .xml last: it marks a whole pair
+        os.replace(part/'model.bin', xml.with_suffix('.bin'))
+        os.replace(part/'model.xml', xml)  # the .xml last: it marks a whole pair
     finally: shutil.rmtree(part, ignore_errors=True)
     _drop_stale(folder, sha[:16])
     return xml
@@ -170,7 +178,9 @@ def check_images(size:tuple, # (height, width)
                  n:int=8, # how many
                 )->np.ndarray:
     "uint8 images (n, h, w, 3) to check engines with: one test image per class of the shipped sample, in order."
-    try: files = [sorted(d.glob('*'))[0] for d in sorted((sample_dir()/'test').iterdir()) if d.is_dir() and any(d.iterdir())]
+    try:
+        files = [sorted(d.glob('*'))[0] for d in sorted((sample_dir()/'test').iterdir())
+                 if d.is_dir() and any(d.iterdir())]
     except (FileNotFoundError, IndexError): files = []
     imgs = [load_image(f, size) for f in files if f.suffix.lower() in IMAGE_EXTS][:n]
     rng = np.random.default_rng(0)
@@ -209,7 +219,8 @@ def keras_reference(run:str|Path|None, # a run folder, whose cache keeps the ans
         model = load_run_model(run)
     probs = KerasEngine(model).predict(images)
     if path is not None:
-        write_json(path, dict(model_sha256=sha, images_sha256=key, probs=probs.tolist())); _drop_stale(path.parent, sha[:16])
+        write_json(path, dict(model_sha256=sha, images_sha256=key, probs=probs.tolist()))
+        _drop_stale(path.parent, sha[:16])
     return probs
 
 # %% ../nbs/06a_engine.ipynb #a7897ec8
@@ -225,7 +236,8 @@ def _openvino(run:Path|None, model, precision:str)->Engine:
     engine = OpenVINOEngine(ir, 'f32' if precision == 'auto' else precision)
     engine.check = _check(engine, run, model)
     if engine.precision == 'bf16' and not passes(engine.check, 'bf16'):
-        warnings.warn(f"openvino bf16 changes the top tag of {1 - engine.check['top1_agreement']:.0%} of the check images; using f32")
+        warnings.warn(f"openvino bf16 changes the top tag of {1 - engine.check['top1_agreement']:.0%} "
+                      "of the check images; using f32")
         engine = OpenVINOEngine(ir, 'f32'); engine.check = _check(engine, run, model)
     if not passes(engine.check, engine.precision):
         raise EngineCheckFailed(f"openvino disagrees with keras on the check images (top-1 agreement "
@@ -238,13 +250,17 @@ def load_engine(source, # a run folder, or a fused Keras model (RGB [0, 255] →
                 precision:str='auto', # 'auto' (f32), 'f32', or 'bf16' (OpenVINO only; used only if it passes the check)
                )->Engine:
     "A checked engine for a run's model; its `name`, `precision` and `check` say what answers."
-    if engine not in ('auto',) + ENGINES: raise ValueError(f"unknown engine {engine!r}; choose auto, {', '.join(ENGINES)}")
-    if precision not in ('auto',) + PRECISIONS: raise ValueError(f"unknown precision {precision!r}; choose auto, {', '.join(PRECISIONS)}")
-    if engine == 'keras' and precision == 'bf16': raise ValueError("precision 'bf16' needs engine 'openvino' (Keras runs f32)")
+    if engine not in ('auto',) + ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose auto, {', '.join(ENGINES)}")
+    if precision not in ('auto',) + PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose auto, {', '.join(PRECISIONS)}")
+    if engine == 'keras' and precision == 'bf16':
+        raise ValueError("precision 'bf16' needs engine 'openvino' (Keras runs f32)")
     run, model = None, source
     if isinstance(source, (str, Path)):
         run, config, classes, _ = read_run(source); model = None
-        if not (run/'model.keras').is_file(): raise ValueError(f"{run} is a {config['kind']} run: it has no Keras model (model.keras) to run")
+        if not (run/'model.keras').is_file():
+            raise ValueError(f"{run} is a {config['kind']} run: it has no Keras model (model.keras) to run")
     note = ''
     if engine in ('auto', 'openvino'):
         try: return _openvino(run, model, precision)
@@ -288,47 +304,77 @@ class ReadAhead:
         t0 = time.perf_counter(); r = read_one(item, self.size); self._add('decode_s', time.perf_counter() - t0)
         return r
     def __call__(self, items:list):
-        "Yield (indices, [(array, error)…]) batch by batch; the time the caller takes between yields counts as `infer_s`."
+        ("Yield (indices, [(array, error)…]) batch by batch; the time the caller takes between yields counts as "
+         "`infer_s`.")
         chunks = [range(i, min(i + self.batch_size, len(items))) for i in range(0, len(items), self.batch_size)]
         if len(chunks) <= 1:  # one batch: nothing to overlap, no threads
             for idx in chunks:
                 read = [self._timed(items[i]) for i in idx]
-                t0 = time.perf_counter(); yield idx, read; self._add('infer_s', time.perf_counter() - t0); self._add('images', len(idx))
+                t0 = time.perf_counter()
+                yield idx, read
+                self._add('infer_s', time.perf_counter() - t0)
+                self._add('images', len(idx))
             return
         with ThreadPoolExecutor(self.workers, thread_name_prefix='pintag-read') as pool:
             pending = [pool.submit(self._timed, items[i]) for i in chunks[0]]
             for k, idx in enumerate(chunks):
-                t0 = time.perf_counter(); read = [f.result() for f in pending]; self._add('wait_s', time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                read = [f.result() for f in pending]
+                self._add('wait_s', time.perf_counter() - t0)
                 pending = [pool.submit(self._timed, items[i]) for i in chunks[k + 1]] if k + 1 < len(chunks) else []
-                t0 = time.perf_counter(); yield idx, read; self._add('infer_s', time.perf_counter() - t0); self._add('images', len(idx))
+                t0 = time.perf_counter()
+                yield idx, read
+                self._add('infer_s', time.perf_counter() - t0)
+                self._add('images', len(idx))
+
+# %% ../nbs/06a_engine.ipynb #6fdf33c7
+def flag_unsure(predicted:list, # predicted (top) class of each tag
+                confidence:np.ndarray, # its probability
+                per_class:dict|None=None, # class -> its own threshold (`metrics['unsure']['per_class']`)
+                default:float|None=None, # threshold of a class without its own (None: such tags are never flagged)
+               )->np.ndarray:
+    "Which tags are unsure: probability below their class's own threshold, else below `default`."
+    per_class = per_class or {}
+    t = np.array([per_class.get(c, 0.0 if default is None else default) for c in predicted], float)
+    return np.asarray(confidence, float) < t
 
 # %% ../nbs/06a_engine.ipynb #9d1385e4
 class Tagger:
     "Tag images with a run's model through an engine: top-k (category, probability), optionally flagged unsure."
     def __init__(self, engine, # an `Engine`, or a fused Keras model (run by `KerasEngine`)
                  classes:list, # class names in output order
-                 unsure:float|None=None, # flag tags whose top probability is below this
+                 unsure:float|None=None, # flag tags whose top probability is below this (classes without their own)
                  batch_size:int=32, # images per forward pass
                  workers:int|None=None, # image-reading threads; default the number of CPUs (at most 4)
+                 unsure_per_class:dict|None=None, # predicted class -> its own threshold, in place of `unsure`
                 ):
-        if unsure is not None and not 0 <= unsure <= 1: raise ValueError(f"unsure threshold must be in [0, 1], got {unsure}")
+        per_class = dict(unsure_per_class or {})
+        for u in [unsure, *per_class.values()]:
+            if u is not None and not 0 <= u <= 1: raise ValueError(f"unsure threshold must be in [0, 1], got {u}")
+        unknown = sorted(set(per_class) - set(classes))
+        if unknown: raise ValueError(f"unsure thresholds for classes the model does not have: {', '.join(unknown)}")
         if batch_size < 1: raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.engine = engine if isinstance(engine, Engine) else KerasEngine(engine)
-        if self.engine.n_classes != len(classes): raise ValueError(f"model has {self.engine.n_classes} outputs for {len(classes)} classes")
+        if self.engine.n_classes != len(classes):
+            raise ValueError(f"model has {self.engine.n_classes} outputs for {len(classes)} classes")
         self.classes, self.unsure, self.batch_size, self.size = list(classes), unsure, batch_size, self.engine.size
+        self.unsure_per_class = per_class
         self.reader = ReadAhead(self.size, batch_size, workers)
 
     @classmethod
     def from_run(cls, run:str|Path, # run folder
-                 unsure:float|str|None='auto', # 'auto': the run's threshold calibrated on held-out data (`metrics.json`), if any
+                 unsure:float|str|None='auto', # 'auto': the run's thresholds (`metrics['unsure']`); a number: one
                  batch_size:int=32, # images per forward pass
                  engine:str='auto', # see `load_engine`
                  precision:str='auto', # see `load_engine`
                 ):
         "Load a Tagger from a run folder."
         run, _, classes, metrics = read_run(run)
-        if unsure == 'auto': unsure = (metrics.get('unsure') or {}).get('threshold')
-        return cls(load_engine(run, engine, precision), classes, unsure, batch_size)
+        per_class = None
+        if unsure == 'auto':
+            calibrated = metrics.get('unsure') or {}
+            unsure, per_class = calibrated.get('threshold'), calibrated.get('per_class')
+        return cls(load_engine(run, engine, precision), classes, unsure, batch_size, unsure_per_class=per_class)
 
     @property
     def model(self): return getattr(self.engine, 'model', None)  # the Keras model, when the engine is Keras
@@ -347,22 +393,26 @@ class Tagger:
         "Class probabilities, (n, n_classes); raises on the first image that cannot be read."
         images, out = list(images), []
         for i, r in self._run(images):
-            if isinstance(r, str): raise ValueError(f"{images[i] if isinstance(images[i], (str, Path)) else f'image {i}'}: {r}")
+            if isinstance(r, str):
+                raise ValueError(f"{images[i] if isinstance(images[i], (str, Path)) else f'image {i}'}: {r}")
             out.append(r)
         return np.stack(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
     def iter_tags(self, images:list, # image paths or arrays
                   top_k:int=3, # categories per image
-                  unsure:float|None=None, # threshold for this call; default the Tagger's
+                  unsure:float|None=None, # one threshold for every class in this call; default the Tagger's
                  ):
-        "Yield one dict per image, in order, as its batch finishes: `image`, `tags` [(category, probability)…] and `unsure`, or `image` and `error`."
+        ("Yield one dict per image, in order, as its batch finishes: `image`, `tags` [(category, probability)…] and "
+         "`unsure`, or `image` and `error`.")
         if top_k < 1: raise ValueError(f"top_k must be at least 1, got {top_k}")
-        unsure, images = self.unsure if unsure is None else unsure, list(images)
+        threshold, per_class = (self.unsure, self.unsure_per_class) if unsure is None else (unsure, None)
+        images = list(images)
         for i, r in self._run(images):
             name = str(images[i]) if isinstance(images[i], (str, Path)) else f'array[{i}]'
             if isinstance(r, str): yield dict(image=name, error=r); continue
             tags = [(self.classes[j], float(r[j])) for j in np.argsort(-r)[:top_k]]
-            yield dict(image=name, tags=tags, unsure=bool(unsure is not None and tags[0][1] < unsure))
+            flagged = flag_unsure([tags[0][0]], [tags[0][1]], per_class, threshold)[0]
+            yield dict(image=name, tags=tags, unsure=bool(flagged))
 
     def tag(self, images:list, top_k:int=3, unsure:float|None=None)->list:
         "All of `iter_tags` as a list."
@@ -377,7 +427,8 @@ _NEEDS = {'tflite': [('ai_edge_litert', 'pip install ai-edge-litert')], 'openvin
 
 def export_needs(fmt:str)->None:
     "`EngineMissing`, in one line saying how to install it, when a package that `fmt` needs is missing."
-    if fmt not in EXPORT_FORMATS: raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     for module, how in _NEEDS.get(fmt, []):
         try: importlib.import_module(module)
         except ImportError: raise EngineMissing(f"format {fmt} needs {module}, which is not installed: {how}") from None
@@ -405,7 +456,9 @@ def _write_onnx(model, folder:Path)->list:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore'); model.export(str(folder/'model.onnx'), format='onnx', verbose=False)
-    except Exception as e: raise RuntimeError(f"tf2onnx could not convert the model: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    except Exception as e:
+        raise RuntimeError(f"tf2onnx could not convert the model: {type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''}") from None
     return ['model.onnx']
 
 _WRITERS = dict(savedmodel=_write_savedmodel, tflite=_write_tflite, openvino=_write_openvino, onnx=_write_onnx)
@@ -446,7 +499,8 @@ def load_export(path:str|Path, # an exported model: a SavedModel folder, .tflite
     path = Path(path)
     if path.is_dir(): fn = _savedmodel_predict(path)
     elif path.suffix in ('.tflite', '.onnx', '.xml'):
-        fn = {'.tflite': _tflite_predict, '.onnx': _onnx_predict, '.xml': lambda p: OpenVINOEngine(p).predict}[path.suffix](path)
+        fn = {'.tflite': _tflite_predict, '.onnx': _onnx_predict,
+              '.xml': lambda p: OpenVINOEngine(p).predict}[path.suffix](path)
     else: raise ValueError(f"{path} is not an exported model (a SavedModel folder, .tflite, .xml or .onnx)")
     return lambda x: np.concatenate([fn(np.ascontiguousarray(x[i:i+16], np.float32)) for i in range(0, len(x), 16)])
 
@@ -454,12 +508,15 @@ def load_export(path:str|Path, # an exported model: a SavedModel folder, .tflite
 def test_photos(run:Path, # a run folder
                 n:int=64, # how many at most
                )->tuple:
-    "(paths, where they come from): up to `n` test photos of the run's dataset, else of the shipped sample, classes in turn."
+    ("(paths, where they come from): up to `n` test photos of the run's dataset, else of the shipped sample, "
+     "classes in turn.")
     data = read_json(Path(run)/'config.json', dict).get('data')
     folders = [Path(data)/'test'] if data and (Path(data)/'test').is_dir() else []
     for folder in folders + [sample_dir()/'test']:
-        by_class = [sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTS) for d in sorted(folder.iterdir()) if d.is_dir()]
-        paths = [files[i] for i in range(max(map(len, by_class), default=0)) for files in by_class if i < len(files)][:n]
+        by_class = [sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+                    for d in sorted(folder.iterdir()) if d.is_dir()]
+        paths = [files[i] for i in range(max(map(len, by_class), default=0))
+                 for files in by_class if i < len(files)][:n]
         if paths: return paths, str(folder)
     raise FileNotFoundError(f"no test photos to check against: neither {data}/test nor the shipped sample")
 
@@ -469,16 +526,19 @@ def check_export(folder:Path, # the export being written
                  model, # the run's Keras model, the reference
                  images:np.ndarray, # check images at the model's size
                 )->dict:
-    "Agreement of every file in `files` with Keras; `EngineCheckFailed` if the main one fails, a failing quantised variant is removed."
+    ("Agreement of every file in `files` with Keras; `EngineCheckFailed` if the main one fails, a failing quantised "
+     "variant is removed.")
     reference, variants = KerasEngine(model).predict(images), {}
     for i, name in enumerate(files):
         variants[name] = agreement(reference, load_export(folder/name)(images))
         if i == 0 and not passes(variants[name]):
-            raise EngineCheckFailed(f"the {name} export disagrees with keras on {len(images)} test images (top-1 agreement "
-                                    f"{variants[name]['top1_agreement']:.1%}, max |Δp| {variants[name]['max_abs_dp']:.2g}); not written")
+            raise EngineCheckFailed(f"the {name} export disagrees with keras on {len(images)} test images "
+                                    f"(top-1 agreement {variants[name]['top1_agreement']:.1%}, "
+                                    f"max |Δp| {variants[name]['max_abs_dp']:.2g}); not written")
         if i > 0:
             variants[name]['kept'] = variants[name]['top1_agreement'] >= QUANTISED_MIN_TOP1
-            if not variants[name]['kept']: shutil.rmtree(folder/name) if (folder/name).is_dir() else (folder/name).unlink()
+            if not variants[name]['kept']:
+                shutil.rmtree(folder/name) if (folder/name).is_dir() else (folder/name).unlink()
     return variants
 
 # %% ../nbs/06a_engine.ipynb #28b3745f
@@ -501,10 +561,12 @@ def export_run(run:str|Path, # a finished run folder with a Keras model.keras
                overwrite:bool=False, # replace an existing folder
               )->Path:
     "Export a run's model to `fmt` with classes.json, export.json and check.json; return the folder."
-    if fmt not in EXPORT_FORMATS: raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     run, config, classes, _ = read_run(run)
     if not (run/'model.keras').is_file():
-        raise ValueError(f"{run} is a {config['kind']} run with no Keras model (model.keras): only Keras runs can be exported")
+        raise ValueError(f"{run} is a {config['kind']} run with no Keras model (model.keras): "
+                         "only Keras runs can be exported")
     export_needs(fmt)
     if n_check < 1: raise ValueError(f"n_check must be at least 1, got {n_check}")
     out = Path(out).expanduser().resolve() if out else run/'exports'/fmt
@@ -518,7 +580,8 @@ def export_run(run:str|Path, # a finished run folder with a Keras model.keras
         with _tf_quiet(): files = _WRITERS[fmt](model, part); variants = check_export(part, files, model, images)
         files = [f for f in files if variants[f].get('kept', True)]
         write_json(part/'classes.json', classes)
-        write_json(part/'check.json', dict(reference="the run's Keras model (f32)", images=len(images), source=source, variants=variants))
+        write_json(part/'check.json', dict(reference="the run's Keras model (f32)", images=len(images), source=source,
+                                           variants=variants))
         write_json(part/'export.json', _describe(fmt, files, run, model, classes))
         if out.exists(): shutil.rmtree(out) if out.is_dir() else out.unlink()
         os.replace(part, out)
@@ -529,29 +592,35 @@ def export_run(run:str|Path, # a finished run folder with a Keras model.keras
 def _export_summary(out:Path)->dict:
     "The facts of a finished export, for the command line."
     meta, check = read_json(out/'export.json', dict), read_json(out/'check.json', dict)
-    return dict(out=str(out), format=meta['format'], model=meta['model'], variants=meta['variants'], images=check['images'],
-                source=check['source'], check=check['variants'])
+    return dict(out=str(out), format=meta['format'], model=meta['model'], variants=meta['variants'],
+                images=check['images'],                 source=check['source'], check=check['variants'])
 
 def cli_export(argv:list)->int:
     "`pintag export RUN --format savedmodel|tflite|openvino|onnx [--out DIR] [--check-images N] [--force] [--json]`."
-    p = argparse.ArgumentParser(prog='pintag export', description="Export a run's model (raw RGB in, probabilities out), "
+    p = argparse.ArgumentParser(prog='pintag export',
+                                description="Export a run's model (raw RGB in, probabilities out), "
                                 "checked against the Keras model on test photos.")
     p.add_argument('run', help='run folder with a Keras model.keras')
     p.add_argument('--format', required=True, choices=EXPORT_FORMATS, help='what to write')
     p.add_argument('--out', help='folder to write (default: RUN/exports/FORMAT)')
-    p.add_argument('--check-images', type=int, default=64, help='test photos to check the export on (default %(default)s)')
+    p.add_argument('--check-images', type=int, default=64,
+                   help='test photos to check the export on (default %(default)s)')
     p.add_argument('--force', action='store_true', help='replace an existing export folder')
     p.add_argument('--json', action='store_true', help='print the result as JSON')
     try: a = p.parse_args(argv)
     except SystemExit as e: return int(e.code or 0)  # argparse printed the usage error (2) or the help (0)
-    if a.check_images < 1: print(f"pintag export: error: --check-images must be at least 1, got {a.check_images}", file=sys.stderr); return 2
+    if a.check_images < 1:
+        print(f"pintag export: error: --check-images must be at least 1, got {a.check_images}", file=sys.stderr)
+        return 2
     try: res = _export_summary(export_run(a.run, a.format, a.out, a.check_images, a.force))
     except (KeyboardInterrupt, SystemExit): raise
     except Exception as err:
-        print(f"pintag export: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr); return 1
+        print(f"pintag export: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+        return 1
     if a.json: print(json.dumps(res, indent=2)); return 0
     main = res['check'][res['model']]
-    print(f"{res['out']}: {res['format']} ({res['model']}{', ' + ', '.join(res['variants']) if res['variants'] else ''}); top-1 agreement "
+    print(f"{res['out']}: {res['format']} ({res['model']}"
+          f"{', ' + ', '.join(res['variants']) if res['variants'] else ''}); top-1 agreement "
           f"with keras {main['top1_agreement']:.1%} on {res['images']} test photos, max |Δp| {main['max_abs_dp']:.1g}")
     return 0
 
@@ -567,7 +636,8 @@ def time_calls(predict, # takes a batch (list or array), returns probabilities
     batch = take(np.arange(batch_size) % len(items))
     predict(take([0])); predict(batch)
     lat = []
-    for i in range(n_single): t0 = time.perf_counter(); predict(take([i % len(items)])); lat.append(time.perf_counter() - t0)
+    for i in range(n_single):
+        t0 = time.perf_counter(); predict(take([i % len(items)])); lat.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     for _ in range(n_batches): predict(batch)
     secs = time.perf_counter() - t0
@@ -581,19 +651,26 @@ def engine_runtime(run:str|Path, # a run folder with a Keras model
                    n_images:int=32, # test photos to time and check on (see `test_photos`)
                    batch_size:int=32, n_single:int=20, n_batches:int=3, # see `time_calls`
                   )->list:
-    "One row per engine and precision asked for (`runs_as`: the precision used): load seconds, latency and throughput, agreement with Keras."
+    ("One row per engine and precision asked for (`runs_as`: the precision used): load seconds, latency and "
+     "throughput, agreement with Keras.")
     run, _, classes, _ = read_run(run)
     paths, _ = test_photos(run, n_images)
     rows, images = [], None
     for name, precision in [(e, p) for e in engines for p in precisions if not (e == 'keras' and p == 'bf16')]:
         row = dict(engine=name, precision=precision)
-        try: t0 = time.perf_counter(); engine = load_engine(run, name, precision); row['load_s'] = time.perf_counter() - t0
+        try:
+            t0 = time.perf_counter()
+            engine = load_engine(run, name, precision)
+            row['load_s'] = time.perf_counter() - t0
         except (EngineMissing, EngineCheckFailed, ValueError) as e: rows.append(dict(row, error=str(e))); continue
         images = np.stack([load_image(p, engine.size) for p in paths]) if images is None else images
-        model = {f'model_{k}': v for k, v in time_calls(engine.predict, images, batch_size, n_single, n_batches).items()}
+        model = {f'model_{k}': v
+                 for k, v in time_calls(engine.predict, images, batch_size, n_single, n_batches).items()}
         files = {f'file_{k}': v for k, v in time_calls(Tagger(engine, classes, batch_size=batch_size).predict_proba,
-                                                       [str(p) for p in paths], batch_size, n_single, n_batches).items()}
-        rows.append(dict(row, runs_as=engine.precision, **model, **files, **agreement(keras_reference(run, images), engine.predict(images))))
+                                                       [str(p) for p in paths], batch_size, n_single,
+                                                       n_batches).items()}
+        rows.append(dict(row, runs_as=engine.precision, **model, **files,
+                         **agreement(keras_reference(run, images), engine.predict(images))))
     base = next((r for r in rows if r['engine'] == 'keras' and 'error' not in r), None)
     for r in rows:
         if base and 'error' not in r: r['img_s_vs_keras'] = r['model_img_s'] / base['model_img_s']

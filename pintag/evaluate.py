@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 import numpy as np, pandas as pd
-import matplotlib; matplotlib.use(os.environ.get('MPLBACKEND', 'Agg'))
 import matplotlib.pyplot as plt, seaborn as sns
 from scipy.special import softmax
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
@@ -18,19 +17,19 @@ from fastcore.basics import patch
 from .core import RUN_MARKER, run_file, update_run, read_run
 from .data import (load_dataset, scan_dataset, load_image, atomic_write_bytes, environment_info, data_fingerprint,
                          fast_call, Scan, SAMPLE_DIR, IMAGE_EXTS)
-from .engine import Tagger
-from .models import (load_run_model, build_base, build_head, build_model, train_head, fit_linear_head,
-                           resolve_weights, EmbeddingCache, extract_features, prior_column_weights)
+from .engine import Tagger, time_calls, engine_runtime, test_photos
+from .models import (load_run_model, build_head, build_model, train_head, fit_linear_head, resolve_weights,
+                           embeddings, prior_column_weights)
 from . import svm
 
 # %% auto #0
 __all__ = ['PREDICTORS', 'UNSURE_SOURCES', 'keras_predictor', 'load_predictor', 'update_metrics', 'classification_metrics',
            'plot_confusion', 'confused_pairs', 'calibration', 'plot_reliability', 'pick_unsure_threshold',
            'predictions_table', 'top_losses', 'plot_gallery', 'plot_confused_examples', 'set_unsure', 'same_dataset',
-           'evaluate', 'evaluate_folder', 'per_class_table', 'embeddings', 'fit_logreg', 'fit_mlp', 'cross_validate',
+           'evaluate', 'evaluate_folder', 'per_class_table', 'fit_logreg', 'fit_mlp', 'cross_validate',
            'run_head_fitter', 'cross_validate_run', 'source_group', 'image_sources', 'SourceHeldOut',
-           'leave_one_source_out', 'source_held_out_run', 'held_out_table', 'time_predictions', 'model_runtime',
-           'runtime_table', 'run_runtime', 'compare_runs', 'markdown_table', 'plot_comparison']
+           'leave_one_source_out', 'source_held_out_run', 'held_out_table', 'model_runtime', 'runtime_table',
+           'run_runtime', 'compare_runs', 'markdown_table', 'plot_comparison']
 
 # %% ../nbs/07_evaluate.ipynb #8054c150
 def _checked_keras_model(run:Path, finished:bool)->'keras.Model':
@@ -47,7 +46,9 @@ def keras_predictor(run:str|Path, # a transfer, ann or cnn run folder
                    )->Tagger:
     "A `Tagger` on the run's fused model, flagging tags below the run's calibrated unsure threshold."
     run, _, classes, metrics = read_run(run, finished)
-    return Tagger(_checked_keras_model(run, finished), classes, (metrics.get('unsure') or {}).get('threshold'))
+    unsure = metrics.get('unsure') or {}
+    return Tagger(_checked_keras_model(run, finished), classes, unsure.get('threshold'),
+                  unsure_per_class=unsure.get('per_class'))
 
 PREDICTORS = {'transfer': keras_predictor, 'ann': keras_predictor, 'cnn': keras_predictor,  # kind -> loader
               'svm': svm.load_predictor}  # each loader takes (run, finished)
@@ -350,21 +351,6 @@ def per_class_table(res:dict)->pd.DataFrame:
     "The per-class figures of an `evaluate` result as a table."
     return pd.DataFrame(res['per_class']).T
 
-# %% ../nbs/07_evaluate.ipynb #04194ccb
-def embeddings(items:pd.DataFrame, # rows with `path` and `sha256`
-               base:str|list|Callable='mobilenet', # a base, several bases (concatenated), or a function items -> array
-               weights:str|None='auto', # see `resolve_weights`
-               batch_size:int=32, # images per forward pass for uncached images
-               view:str|None=None, # an augmented view of each image (a key of `pintag.models.VIEWS`)
-              )->np.ndarray:
-    "Cached embeddings of `items` (`pintag.models.extract_features`); a base is built only for images not cached."
-    if callable(base): return np.asarray(base(items) if view is None else base(items, view))
-    if not isinstance(base, str):
-        return np.concatenate([embeddings(items, b, weights, batch_size, view) for b in base], axis=1)
-    cache = EmbeddingCache(base, resolve_weights(base, weights) or 'none (random init)', view=view)
-    features = build_base(base, weights) if cache.missing(items.sha256.tolist()) else None
-    return extract_features(features, items, base, batch_size, cache=cache, view=view)
-
 # %% ../nbs/07_evaluate.ipynb #74859607
 def _full_width(proba:np.ndarray, seen:np.ndarray, n_classes:int)->np.ndarray:
     "Probabilities over all classes from a model that saw only the classes `seen`."
@@ -474,7 +460,7 @@ def cross_validate_run(run:str|Path, # a transfer run folder
                       )->dict:
     "Cross-validate a run's head on cached embeddings of its frozen base; merged into `metrics.json` as `cv`."
     run, cfg, ds, weights = _transfer_run(run, finished, data, 'cross-validation')
-    cv = cross_validate(ds, cfg['base'], fit or run_head_fitter(cfg), folds, cfg.get('seed', 0), weights)
+    cv = cross_validate(ds, cfg['model'], fit or run_head_fitter(cfg), folds, cfg.get('seed', 0), weights)
     _record(run, 'cv', cv, finished, None if same_dataset(cfg, ds) else ds.root)
     return cv
 
@@ -620,7 +606,7 @@ def source_held_out_run(run:str|Path, # a transfer run folder
                        )->SourceHeldOut:
     "Leave-one-source-out with the run's base and head, kept in `metrics.json` as `loso`; sets the unsure threshold."
     run, cfg, ds, weights = _transfer_run(run, finished, data, 'leave-one-source-out')
-    r = leave_one_source_out(ds, cfg['base'], run_head_fitter(cfg), seed=cfg.get('seed', 0), weights=weights,
+    r = leave_one_source_out(ds, cfg['model'], run_head_fitter(cfg), seed=cfg.get('seed', 0), weights=weights,
                              train_views=tuple(cfg.get('train_views', ())))
     own = same_dataset(cfg, ds)
     _record(run, 'loso', r.to_dict(), finished, None if own else ds.root)
@@ -633,36 +619,10 @@ def source_held_out_run(run:str|Path, # a transfer run folder
 def held_out_table(candidates:dict, # label -> `SourceHeldOut.to_dict()`, as in bench/results/generalise.json
                   )->pd.DataFrame:
     "One row per candidate, best held-out first: split, held-out and balanced held-out accuracy, then per class."
-    per_class = lambda pc: pc if isinstance(pc, dict) else {r['cls']: r['accuracy'] for r in pc}  # {class: acc} or records
+    per_class = lambda pc: pc if isinstance(pc, dict) else {r['cls']: r['accuracy'] for r in pc}  # dict, or records
     rows = [dict(candidate=k, split=c['split_accuracy'], held_out=c['accuracy'], balanced=c['balanced_accuracy'],
                  **per_class(c['per_class'])) for k, c in candidates.items()]
     return pd.DataFrame(rows).set_index('candidate').sort_values('held_out', ascending=False)
-
-# %% ../nbs/07_evaluate.ipynb #f4443620
-def time_predictions(predict:Callable, # takes a batch (list or array), returns predictions
-                     inputs:list|np.ndarray, # at least one input; reused cyclically
-                     batch_size:int=32, # batch for the throughput measurement
-                     warmup:int=2, # untimed calls of each shape first
-                     n_single:int=20, # timed batch-1 calls
-                     n_batches:int=5, # timed full batches
-                    )->dict:
-    "Batch-1 latency (median, mean, 90th percentile, in ms) and batched throughput (images/s) of `predict`."
-    if len(inputs) == 0: raise ValueError("no inputs to time")
-    idx = np.arange(max(batch_size, n_single)) % len(inputs)
-    take = (lambda ix: inputs[ix]) if isinstance(inputs, np.ndarray) else (lambda ix: [inputs[i] for i in ix])
-    batch = take(idx[:batch_size])
-    for _ in range(warmup): predict(take(idx[:1])); predict(batch)
-    lat = []
-    for i in range(n_single):
-        t0 = time.perf_counter(); predict(take(idx[i:i+1])); lat.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    for _ in range(n_batches): predict(batch)
-    secs = time.perf_counter() - t0
-    lat = np.array(lat)*1000
-    return dict(latency_ms=float(np.median(lat)), latency_ms_mean=float(lat.mean()),
-                latency_ms_p90=float(np.percentile(lat, 90)), batch_size=batch_size,
-                throughput_img_s=batch_size*n_batches/secs, batch_ms_per_image=secs*1000/(batch_size*n_batches),
-                n_single=n_single, n_batches=n_batches)
 
 # %% ../nbs/07_evaluate.ipynb #36976cee
 def _sample_images(n:int)->list:
@@ -671,10 +631,10 @@ def _sample_images(n:int)->list:
     if not files: raise FileNotFoundError(f"no images under {SAMPLE_DIR} to time with")
     return files[:: max(len(files)//n, 1)][:n]
 
-def model_runtime(base:str, # a key of `BASES`
+def model_runtime(base:str, # a key of `MODELS`
                   weights:str|None='auto', # see `resolve_weights`; None times random weights (same speed)
                   images:list|None=None, # image files; default some of the shipped sample
-                  batch_size:int=32, n_single:int=20, n_batches:int=5, # see `time_predictions`
+                  batch_size:int=32, n_single:int=20, n_batches:int=5, # see `pintag.engine.time_calls`
                   n_classes:int=8, # head outputs
                  )->dict:
     "Latency and throughput of a fused transfer model (base + head) on in-memory images."
@@ -682,12 +642,12 @@ def model_runtime(base:str, # a key of `BASES`
     size = tuple(model.input_shape[1:3])
     x = np.stack([load_image(p, size) for p in (images or _sample_images(batch_size))]).astype('float32')
     fn = fast_call(model)  # the one cached tf.function of this model
-    t = time_predictions(lambda b: fn(b).numpy(), x, batch_size, n_single=n_single, n_batches=n_batches)
+    t = time_calls(lambda b: fn(b).numpy(), x, batch_size, n_single, n_batches)
     w = model.weights_used
     return dict(model=base, weights=Path(w).name if os.path.sep in str(w) else w, input_size=list(size),
                 params_m=model.count_params()/1e6, **t)
 
-def runtime_table(bases:list=('mobilenet', 'mobilenetv2', 'vgg16', 'inceptionv3', 'resnet50'), # keys of `BASES`
+def runtime_table(bases:list=('mobilenet', 'mobilenetv2', 'vgg16', 'inceptionv3', 'resnet50'), # keys of `MODELS`
                   weights:dict|None=None, # base -> weights; default 'auto' (random for bases without offline weights)
                   **kwargs, # for `model_runtime`
                  )->pd.DataFrame:
@@ -700,22 +660,33 @@ def runtime_table(bases:list=('mobilenet', 'mobilenetv2', 'vgg16', 'inceptionv3'
             if w == 'auto' and resolve_weights(b) == 'imagenet' and os.environ.get('PINTAG_WEIGHTS_DIR'): w = None
         rows.append(model_runtime(b, w, **kwargs))
     df = pd.DataFrame(rows).set_index('model')
-    df['latency_vs_first'] = df.latency_ms/df.latency_ms.iloc[0]
+    df['latency_vs_first'] = df.latency_ms_p50/df.latency_ms_p50.iloc[0]
     return df
 
 # %% ../nbs/07_evaluate.ipynb #a7b8c9da
+def _fastest(rows:list)->dict:
+    "The headline figures of `engine_runtime`'s rows: the fastest engine that loaded, end to end from files."
+    best = max((r for r in rows if 'error' not in r), key=lambda r: r['file_img_s'])
+    return dict(engine=f"{best['engine']} {best['runs_as']}", latency_ms_p50=best['file_latency_ms_p50'],
+                latency_ms_p90=best['file_latency_ms_p90'], img_s=best['file_img_s'])
+
 def run_runtime(run:str|Path, # run folder
-                images:list|None=None, # image files; default some of the shipped sample
-                batch_size:int=32, n_single:int=20, n_batches:int=3, # see `time_predictions`
-                finished:bool=True, # False: also a partial run (see `pintag.core.check_run`)
+                engines:tuple=('keras', 'openvino'), # engines to compare, for runs with a Keras model
+                batch_size:int=32, n_single:int=20, n_batches:int=3, # see `pintag.engine.time_calls`
                )->dict:
-    "End-to-end latency and throughput of a run's predictor from image files; merged into `metrics.json` as `runtime`."
-    predictor = load_predictor(run, finished)
-    paths = [str(p) for p in (images or _sample_images(batch_size))]
-    t = time_predictions(predictor.predict_proba, paths, batch_size, n_single=n_single, n_batches=n_batches)
+    "Latency and throughput from image files (per engine for Keras runs); merged into `metrics.json` as `runtime`."
+    run, cfg, _, _ = read_run(run)
+    if (run/'model.keras').is_file():
+        rows = engine_runtime(run, engines, n_images=batch_size, batch_size=batch_size, n_single=n_single,
+                              n_batches=n_batches)
+        t = dict(_fastest(rows), engines=rows)
+    else:
+        paths = [str(p) for p in test_photos(run, batch_size)[0]]
+        t = dict(time_calls(load_predictor(run).predict_proba, paths, batch_size, n_single, n_batches),
+                 engine=cfg['kind'])
     rt = dict(t, measured='end to end: image file -> probabilities', env=environment_info(),
               loadavg=list(os.getloadavg()))
-    update_metrics(run, finished, runtime=rt)
+    update_metrics(run, runtime=rt)
     return rt
 
 # %% ../nbs/07_evaluate.ipynb #4bfc750b
@@ -742,7 +713,8 @@ def compare_runs(run_dirs:list, # run folders
                          unseen_accuracy=m.get('unseen', {}).get('accuracy'),
                          cv=f"{cv['accuracy_mean']:.3f} ± {cv['accuracy_std']:.3f}" if cv else None,
                          train_s=_training_seconds(m.get('timing', {})),
-                         latency_ms=rt.get('latency_ms'), throughput_img_s=rt.get('throughput_img_s'),
+                         latency_ms=rt.get('latency_ms_p50', rt.get('latency_ms')),
+                         throughput_img_s=rt.get('img_s', rt.get('throughput_img_s')),
                          eval_ms_per_image=1000*r['seconds_per_image'] if 'seconds_per_image' in r else None,
                          ece=r.get('calibration', {}).get('ece'),
                          worst_class=f"{worst} {pc[worst]:.2f}",

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from PIL import Image
-import matplotlib; matplotlib.use(os.environ.get('MPLBACKEND', 'Agg'))
 import matplotlib.pyplot as plt
 import keras, tensorflow as tf
 from fastcore.basics import patch
@@ -20,19 +19,20 @@ from .models import load_run_model
 from .engine import Engine, KerasEngine, load_engine
 
 # %% auto #0
-__all__ = ['SEGMENTATIONS', 'TARGETS', 'DEFAULTS', 'LIMITS', 'segment_image', 'check_setting', 'FastLimeImageExplainer',
-           'log_odds', 'Explanation', 'Explainer', 'mask_jaccard', 'stability', 'mean_colour_image', 'deletion_curve',
-           'curve_auc', 'last_conv_layer', 'gradcam_model', 'gradcam', 'gradcam_fn', 'gradcam_agreement',
-           'lime_overlay', 'plot_explanation', 'explanation_png', 'tags_html', 'picker', 'picker_item', 'static_picker',
-           'cli_explain']
+__all__ = ['SEGMENTATIONS', 'TARGETS', 'SAMPLINGS', 'DEFAULTS', 'LIMITS', 'segment_image', 'check_setting',
+           'FastLimeImageExplainer', 'log_odds', 'Explanation', 'Explainer', 'mask_jaccard', 'stability',
+           'mean_colour_image', 'deletion_curve', 'curve_auc', 'last_conv_layer', 'gradcam_model', 'gradcam',
+           'gradcam_fn', 'gradcam_agreement', 'lime_overlay', 'plot_explanation', 'explanation_image',
+           'explanation_png', 'tags_html', 'picker', 'picker_item', 'static_picker', 'cli_explain']
 
 # %% ../nbs/08_lime.ipynb #0eb47ade
 SEGMENTATIONS = ('slic', 'quickshift')
-TARGETS = ('logodds', 'prob')
-DEFAULTS = dict(segmentation='slic', n_segments=25, num_samples=150, batch_size=50, target='logodds')  # chosen in bench/bench_lime.py
+TARGETS, SAMPLINGS = ('logodds', 'prob'), ('antithetic', 'iid')
+DEFAULTS = dict(segmentation='slic', n_segments=25, num_samples=200, batch_size=50, target='logodds',  # chosen in
+                sampling='antithetic', kernel_width=1.0)                                       # bench/bench_lime.py
 
 def segment_image(image:np.ndarray, # (h, w, 3) uint8 RGB
-                  method:str=DEFAULTS['segmentation'], # 'slic' (compact, at most about `n_segments`) or 'quickshift' (LIME's default)
+                  method:str=DEFAULTS['segmentation'], # 'slic' (compact, at most about `n_segments`) or 'quickshift'
                   n_segments:int=DEFAULTS['n_segments'], # SLIC's target number of superpixels
                   seed:int=0, # quickshift's random seed (SLIC is deterministic)
                  )->np.ndarray:
@@ -57,16 +57,28 @@ def check_setting(name:str, # a key of `LIMITS`
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{label} must be an integer, got {value!r}")
     if value < lo or (top is not None and value > top):
-        raise ValueError(f"{label} must be {f'from {lo} to {top}' if top is not None else f'at least {lo}'}, got {value}")
+        raise ValueError(f"{label} must be {f'from {lo} to {top}' if top is not None else f'at least {lo}'}, "
+                         f"got {value}")
     return int(value)
 
 # %% ../nbs/08_lime.ipynb #66b10367
 class FastLimeImageExplainer(LimeImageExplainer):
-    "`LimeImageExplainer` whose perturbed images are built a batch at a time (same draws, same result)."
-    def data_labels(self, image, fudged_image, segments, classifier_fn, num_samples, batch_size=10, **kwargs):
-        n_features = np.unique(segments).shape[0]
-        data = self.random_state.randint(0, 2, num_samples * n_features).reshape((num_samples, n_features))
+    "`LimeImageExplainer` building perturbed images a batch at a time; 'iid' draws as LIME does, 'antithetic' in pairs."
+    def __init__(self, kernel_width:float=0.25, random_state=None, # as `LimeImageExplainer`
+                 sampling:str='iid', # 'iid': LIME's draws (same result); 'antithetic': each row, then its complement
+                ):
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}")
+        super().__init__(kernel_width=kernel_width, random_state=random_state); self.sampling = sampling
+    def draw(self, num_samples:int, n_features:int)->np.ndarray:
+        "The on/off table: `num_samples` rows, the first one all on (the intact image)."
+        n = -(-num_samples // 2) if self.sampling == 'antithetic' else num_samples
+        data = self.random_state.randint(0, 2, n * n_features).reshape((n, n_features))
+        if self.sampling == 'antithetic': data = np.stack([data, 1 - data], 1).reshape(-1, n_features)[:num_samples]
         data[0, :] = 1
+        return data
+    def data_labels(self, image, fudged_image, segments, classifier_fn, num_samples, batch_size=10, **kwargs):
+        data = self.draw(num_samples, np.unique(segments).shape[0])
         labels = [classifier_fn(np.where(data[i:i+batch_size][:, segments][..., None] == 1, image, fudged_image))
                   for i in range(0, num_samples, batch_size)]
         return data, np.concatenate(labels)
@@ -117,10 +129,11 @@ class Explanation:
         "The figures as plain JSON-ready values."
         w = self.weights[self.label]
         sp = lambda ids: [dict(id=i, weight=round(float(w[i]), 5), pixels=int((self.segments == i).sum())) for i in ids]
-        d = dict(predicted=self.cls, probability=float(self.probs[self.label]), tags=self.tags(), seconds=round(self.seconds, 3),
-                 cpu_seconds=round(self.cpu_seconds, 3),
-                 seconds_trust=round(self.seconds_trust, 3), n_superpixels=self.n_segments, segmentation=self.segmentation,
-                 num_samples=self.num_samples, seed=self.seed, target=self.target, top_superpixels=sp(self.top(k)), negative_superpixels=sp(self.top(k, negative=True)),
+        d = dict(predicted=self.cls, probability=float(self.probs[self.label]), tags=self.tags(),
+                 seconds=round(self.seconds, 3), cpu_seconds=round(self.cpu_seconds, 3),
+                 seconds_trust=round(self.seconds_trust, 3), n_superpixels=self.n_segments,
+                 segmentation=self.segmentation, num_samples=self.num_samples, seed=self.seed, target=self.target,
+                 top_superpixels=sp(self.top(k)), negative_superpixels=sp(self.top(k, negative=True)),
                  stability=self.stability)
         if self.deletion: d.update({k_: v for k_, v in self.deletion.items() if 'auc' in k_ or 'drop' in k_})
         if self.agreement: d['gradcam_agreement'] = self.agreement
@@ -136,20 +149,30 @@ class Explainer:
                  num_samples:int=DEFAULTS['num_samples'], # perturbed images per explanation
                  batch_size:int=DEFAULTS['batch_size'], # perturbed images per engine call
                  target:str=DEFAULTS['target'], # what LIME fits: 'logodds' of the class, or 'prob' (stock LIME)
+                 sampling:str=DEFAULTS['sampling'], # 'antithetic' pairs or 'iid' (stock LIME): `FastLimeImageExplainer`
+                 kernel_width:float=DEFAULTS['kernel_width'], # of LIME's sample weights (stock LIME: 0.25)
                  run:str|Path|None=None, # the run folder, to load the Keras model from when Grad-CAM needs it
                 ):
         if target not in TARGETS: raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-        if segmentation not in SEGMENTATIONS: raise ValueError(f"unknown segmentation {segmentation!r}; choose one of {', '.join(SEGMENTATIONS)}")
+        if segmentation not in SEGMENTATIONS:
+            raise ValueError(f"unknown segmentation {segmentation!r}; choose one of {', '.join(SEGMENTATIONS)}")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}")
+        if not (isinstance(kernel_width, (int, float)) and 0 < kernel_width < float('inf')):
+            raise ValueError(f"kernel_width must be a positive number, got {kernel_width!r}")
         self.n_segments, self.num_samples, self.batch_size = (check_setting(k, v) for k, v in
             (('n_segments', n_segments), ('num_samples', num_samples), ('batch_size', batch_size)))
         self.classify = engine if isinstance(engine, Engine) else KerasEngine(engine)
-        self.classes, self.segmentation, self.target, self.size, self.run = list(classes), segmentation, target, self.classify.size, run
+        self.classes, self.segmentation, self.target, self.size, self.run = (list(classes), segmentation, target,
+                                                                             self.classify.size, run)
+        self.sampling, self.kernel_width = sampling, float(kernel_width)
         self._model, self._cam_fn = getattr(self.classify, 'model', None), None
     @property
     def model(self)->keras.Model:
         "The fused Keras model (Grad-CAM needs its gradients): the engine's, else loaded from the run on first use."
         if self._model is None:
-            if self.run is None: raise ValueError("Grad-CAM needs the Keras model: give Explainer a Keras engine or its run folder")
+            if self.run is None:
+                raise ValueError("Grad-CAM needs the Keras model: give Explainer a Keras engine or its run folder")
             self._model = load_run_model(self.run)
         return self._model
     @classmethod
@@ -161,7 +184,8 @@ class Explainer:
         run = Path(run)
         if not run.is_dir(): raise FileNotFoundError(f"run folder not found: {run}")
         run, config, classes, _ = read_run(run)
-        if not (run/'model.keras').exists(): raise ValueError(f"{run} has no model.keras ({config['kind']} run): LIME and Grad-CAM need a Keras run")
+        if not (run/'model.keras').exists():
+            raise ValueError(f"{run} has no model.keras ({config['kind']} run): LIME and Grad-CAM need a Keras run")
         return cls(load_engine(run, engine, precision), classes, run=run, **kwargs)
     def load(self, image:str|Path|np.ndarray)->np.ndarray:
         "An image file or array as uint8 RGB at the model's input size."
@@ -172,7 +196,8 @@ class Explainer:
             return load_image(image, self.size)
         a = np.asarray(image)
         if a.ndim != 3 or a.shape[-1] != 3: raise ValueError(f"expected an (h, w, 3) RGB array, got shape {a.shape}")
-        if a.shape[:2] != self.size: a = np.asarray(Image.fromarray(a.astype(np.uint8)).resize(self.size[::-1], Image.BILINEAR))
+        if a.shape[:2] != self.size:
+            a = np.asarray(Image.fromarray(a.astype(np.uint8)).resize(self.size[::-1], Image.BILINEAR))
         return a.astype(np.uint8)
     def lime(self, image:str|Path|np.ndarray, # image file or array
              seed:int=0, # fixes segmentation and sampling
@@ -190,13 +215,16 @@ class Explainer:
             p = self.classify(x)
             if not first: first.append(p[0])  # LIME's first sample is the intact image
             return p if self.target == 'prob' else log_odds(p)
-        exp = FastLimeImageExplainer(random_state=seed).explain_instance(image, fn, top_labels=top_labels, num_samples=n,
-                  batch_size=self.batch_size, segmentation_fn=lambda im: segments, random_seed=seed)
+        lime = FastLimeImageExplainer(self.kernel_width, random_state=seed, sampling=self.sampling)
+        exp = lime.explain_instance(image, fn, top_labels=top_labels, num_samples=n, batch_size=self.batch_size,
+                                    segmentation_fn=lambda im: segments, random_seed=seed)
         weights = {}
         for c in exp.top_labels:
-            w = np.zeros(segments.max() + 1); ids, vals = zip(*exp.local_exp[c]); w[list(ids)] = vals; weights[int(c)] = w
+            w = np.zeros(segments.max() + 1); ids, vals = zip(*exp.local_exp[c])
+            w[list(ids)] = vals; weights[int(c)] = w
         return Explanation(image, segments, self.classes, first[0], weights, seed, n,
-                           f'{self.segmentation}-{self.n_segments}' if self.segmentation == 'slic' else self.segmentation,
+                           f'{self.segmentation}-{self.n_segments}' if self.segmentation == 'slic'
+                           else self.segmentation,
                            self.target, time.perf_counter() - t0, time.process_time() - c0)
 
 # %% ../nbs/08_lime.ipynb #1ff63a6b
@@ -236,10 +264,12 @@ def curve_auc(x:np.ndarray, y:np.ndarray)->float:
 # %% ../nbs/08_lime.ipynb #a9d21971
 def last_conv_layer(model:keras.Model)->keras.layers.Layer:
     "The last layer of `model` with a spatial (4-D, larger than 1×1) output that is not pooling."
-    pool = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
+    pool = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.GlobalAveragePooling2D,
+            keras.layers.GlobalMaxPooling2D)
     for layer in reversed(model.layers):
         shape = getattr(layer, 'output', None) is not None and layer.output.shape
-        if shape and len(shape) == 4 and (shape[1] or 2) > 1 and not isinstance(layer, (pool, keras.layers.InputLayer)): return layer
+        if shape and len(shape) == 4 and (shape[1] or 2) > 1 and not isinstance(layer, (pool, keras.layers.InputLayer)):
+            return layer
     raise ValueError(f"{model.name} has no convolutional feature map for Grad-CAM")
 
 def gradcam_model(model:keras.Model, # fused run model, or any functional CNN
@@ -284,12 +314,14 @@ def gradcam_agreement(heat:np.ndarray, # Grad-CAM heat (h, w)
                       mask:np.ndarray, # LIME top-k mask (h, w)
                      )->dict:
     "Mean heat inside vs outside the LIME mask, and the overlap of the mask with the equally large hottest region."
-    if not mask.any() or mask.all(): return dict(heat_inside=None, heat_outside=None, ratio=None, iou=None, iou_chance=None)
+    if not mask.any() or mask.all():
+        return dict(heat_inside=None, heat_outside=None, ratio=None, iou=None, iou_chance=None)
     inside, outside = float(heat[mask].mean()), float(heat[~mask].mean())
     hottest = heat >= np.sort(heat.ravel())[-int(mask.sum())]
     a = mask.mean()
-    return dict(heat_inside=round(inside, 4), heat_outside=round(outside, 4), ratio=round(inside / max(outside, 1e-6), 3),
-                iou=round(mask_jaccard(hottest, mask), 4), iou_chance=round(float(a / (2 - a)), 4))
+    return dict(heat_inside=round(inside, 4), heat_outside=round(outside, 4),
+                ratio=round(inside / max(outside, 1e-6), 3), iou=round(mask_jaccard(hottest, mask), 4),
+                iou_chance=round(float(a / (2 - a)), 4))
 
 # %% ../nbs/08_lime.ipynb #fed9f73c
 @patch
@@ -313,14 +345,16 @@ def explain(self:Explainer, image:str|Path|np.ndarray, # image file or array
     kk = min(k, e.n_segments)
     x, P = deletion_curve(self.classify, e.image, e.segments, list(np.argsort(-w, kind='stable')), also=(kk,))
     rng = np.random.default_rng(seed)
-    Pr = [deletion_curve(self.classify, e.image, e.segments, list(rng.permutation(e.n_segments)), also=(kk,))[1] for _ in range(n_random)]
+    Pr = [deletion_curve(self.classify, e.image, e.segments, list(rng.permutation(e.n_segments)), also=(kk,))[1]
+          for _ in range(n_random)]
     p, lo = P[:, e.label], log_odds(P)[:, e.label]
     pr, lor = np.mean([q[:, e.label] for q in Pr], 0), np.mean([log_odds(q)[:, e.label] for q in Pr], 0)
     at_k = np.flatnonzero(np.isclose(x, kk / e.n_segments))[0]
     e.deletion = dict(x=x.round(4).tolist(), lime=p.round(4).tolist(), random=pr.round(4).tolist(),
                       lime_logodds=lo.round(3).tolist(), random_logodds=lor.round(3).tolist(),
                       deletion_auc=round(curve_auc(x, p), 4), random_deletion_auc=round(curve_auc(x, pr), 4),
-                      deletion_auc_logodds=round(curve_auc(x, lo), 3), random_deletion_auc_logodds=round(curve_auc(x, lor), 3),
+                      deletion_auc_logodds=round(curve_auc(x, lo), 3),
+                      random_deletion_auc_logodds=round(curve_auc(x, lor), 3),
                       drop_top=round(float(p[0] - p[at_k]), 4), drop_top_logodds=round(float(lo[0] - lo[at_k]), 3))
     if self._cam_fn is None: self._cam_fn = gradcam_fn(gradcam_model(self.model))
     e.gradcam = self._cam_fn(tf.constant(e.image[None], tf.float32), tf.constant(e.label)).numpy()
@@ -350,13 +384,15 @@ def plot_explanation(e:Explanation, k:int=5, path:str|Path|None=None, title:str=
     i = 3
     if e.gradcam is not None:
         axs[i].imshow(e.image); axs[i].imshow(e.gradcam, cmap='jet', alpha=0.45)
-        axs[i].set_title(f"Grad-CAM (IoU with LIME {e.agreement['iou']})" if e.agreement and e.agreement['iou'] is not None else 'Grad-CAM', fontsize=9); i += 1
+        axs[i].set_title(f"Grad-CAM (IoU with LIME {e.agreement['iou']})"
+                         if e.agreement and e.agreement['iou'] is not None else 'Grad-CAM', fontsize=9); i += 1
     for ax in axs[:i]: ax.axis('off')
     if e.deletion is not None:
         d, ax, lo = e.deletion, axs[i], '_logodds' if e.target == 'logodds' else ''
         ax.plot(d['x'], d['lime' + lo], label=f"LIME order (AUC {d['deletion_auc' + lo]:.2f})")
         ax.plot(d['x'], d['random' + lo], '--', label=f"random (AUC {d['random_deletion_auc' + lo]:.2f})")
-        ax.set_xlabel('fraction of superpixels removed'); ax.set_ylabel(f'log-odds({e.cls})' if lo else f'P({e.cls})'); ax.legend(fontsize=7)
+        ax.set_xlabel('fraction of superpixels removed'); ax.set_ylabel(f'log-odds({e.cls})' if lo else f'P({e.cls})')
+        ax.legend(fontsize=7)
         if not lo: ax.set_ylim(0, 1.02)
         ax.set_title(f'stability {e.stability:.2f}', fontsize=9)
     fig.tight_layout()
@@ -365,14 +401,24 @@ def plot_explanation(e:Explanation, k:int=5, path:str|Path|None=None, title:str=
     return fig
 
 # %% ../nbs/08_lime.ipynb #2e2e89b7
-def explanation_png(e:Explanation, k:int=5, dpi:int=80)->bytes:
-    "A small PNG of the image beside its LIME mask, titled with the top tags."
+def explanation_image(e:Explanation, k:int=5, # the explanation, and how many superpixels its mask shows
+                      dpi:int=80, # the figure's resolution
+                      fmt:str='png', # 'png' (lossless, for the service) or 'jpeg' (a photo in few KB, for saved pages)
+                     )->bytes:
+    "A small picture of the image beside its LIME mask, titled with the top tags."
     fig, axs = plt.subplots(1, 2, figsize=(5.6, 3.0))
     axs[0].imshow(e.image); axs[1].imshow(lime_overlay(e, k))
-    axs[0].set_title(', '.join(f'{c} {p:.0%}' for c, p in e.tags(2)), fontsize=8); axs[1].set_title(f'why {e.cls}: top {k} superpixels', fontsize=8)
+    axs[0].set_title(', '.join(f'{c} {p:.0%}' for c, p in e.tags(2)), fontsize=8)
+    axs[1].set_title(f'why {e.cls}: top {k} superpixels', fontsize=8)
     for ax in axs: ax.axis('off')
-    fig.tight_layout(); buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi); plt.close(fig)
+    fig.tight_layout(); buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi, **(dict(pil_kwargs=dict(quality=85)) if fmt == 'jpeg' else {}))
+    plt.close(fig)
     return buf.getvalue()
+
+def explanation_png(e:Explanation, k:int=5, dpi:int=80)->bytes:
+    "`explanation_image` as PNG: what the service returns."
+    return explanation_image(e, k, dpi)
 
 def tags_html(e:Explanation, k:int=3)->str:
     "The top tags as a line of HTML."
@@ -384,7 +430,8 @@ def picker(explainer:Explainer, # explains on demand
           ):
     "A Dropdown of images; picking one explains it and shows its tags and LIME mask (needs a live kernel)."
     import ipywidgets as widgets
-    dd = widgets.Dropdown(options=[(Path(p).name, str(p)) for p in paths], description='image', layout=widgets.Layout(width='max-content'))
+    dd = widgets.Dropdown(options=[(Path(p).name, str(p)) for p in paths], description='image',
+                          layout=widgets.Layout(width='max-content'))
     tags, img = widgets.HTML(), widgets.Image(format='png')
     def show(change=None):
         e = explainer.lime(dd.value, seed=seed, num_samples=num_samples)
@@ -394,32 +441,40 @@ def picker(explainer:Explainer, # explains on demand
 
 # %% ../nbs/08_lime.ipynb #64ff09cf
 def picker_item(e:Explanation, name:str)->tuple:
-    "(name, tags HTML, PNG bytes) of an explanation, for `static_picker`."
-    return name, tags_html(e), explanation_png(e)
+    "(name, tags HTML, JPEG bytes) of an explanation, for `static_picker`: a saved page holds one per image."
+    return name, tags_html(e), explanation_image(e, fmt='jpeg')
 
-def static_picker(items:list, # (name, tags HTML, PNG bytes) per image, from `picker_item`
+def static_picker(items:list, # (name, tags HTML, JPEG bytes) per image, from `picker_item`
                  ):
     "A picker that needs no kernel: a Dropdown jslinked to a Stack of precomputed panels."
     import ipywidgets as widgets
     if not items: raise ValueError("static_picker needs at least one item")
-    dd = widgets.Dropdown(options=[(name, i) for i, (name, _, _) in enumerate(items)], value=0, description='image', layout=widgets.Layout(width='max-content'))
-    stack = widgets.Stack([widgets.VBox([widgets.HTML(t), widgets.Image(value=png, format='png')]) for _, t, png in items], selected_index=0)
+    dd = widgets.Dropdown(options=[(name, i) for i, (name, _, _) in enumerate(items)], value=0, description='image',
+                          layout=widgets.Layout(width='max-content'))
+    panels = [widgets.VBox([widgets.HTML(t), widgets.Image(value=jpeg, format='jpeg')]) for _, t, jpeg in items]
+    stack = widgets.Stack(panels, selected_index=0)
     widgets.jslink((dd, 'index'), (stack, 'selected_index'))
     dd.add_class('pintag-picker'); stack.add_class('pintag-picker-stack')
     return widgets.VBox([dd, stack])
 
 # %% ../nbs/08_lime.ipynb #a0d30de7
 def _explain_parser()->argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='pintag explain', description='Explain why a run tags an image: LIME mask, trust figures, Grad-CAM.')
+    p = argparse.ArgumentParser(prog='pintag explain',
+                                description='Explain why a run tags an image: LIME mask, trust figures, Grad-CAM.')
     p.add_argument('run', help='run folder with a Keras model.keras'); p.add_argument('image', help='image file')
-    p.add_argument('--num-samples', type=int, default=DEFAULTS['num_samples'], help='perturbed images per LIME run (default %(default)s)')
+    p.add_argument('--num-samples', type=int, default=DEFAULTS['num_samples'],
+                   help='perturbed images per LIME run (default %(default)s)')
     p.add_argument('--seed', type=int, default=0, help='same seed, same mask (default %(default)s)')
     p.add_argument('--segmentation', choices=SEGMENTATIONS, default=DEFAULTS['segmentation'])
-    p.add_argument('--n-segments', type=int, default=DEFAULTS['n_segments'], help='SLIC superpixel cap (default %(default)s)')
-    p.add_argument('--target', choices=TARGETS, default=DEFAULTS['target'], help="what LIME fits (default %(default)s; 'prob' is stock LIME)")
+    p.add_argument('--n-segments', type=int, default=DEFAULTS['n_segments'],
+                   help='SLIC superpixel cap (default %(default)s)')
+    p.add_argument('--target', choices=TARGETS, default=DEFAULTS['target'],
+                   help="what LIME fits (default %(default)s; 'prob' is stock LIME)")
     p.add_argument('--top-labels', type=int, default=1, help='also explain the next most probable classes')
-    p.add_argument('--engine', choices=('auto', 'keras', 'openvino'), default='auto', help='runtime for the model (default %(default)s)')
-    p.add_argument('--precision', choices=('auto', 'f32', 'bf16'), default='auto', help='engine precision (default %(default)s: f32)')
+    p.add_argument('--engine', choices=('auto', 'keras', 'openvino'), default='auto',
+                   help='runtime for the model (default %(default)s)')
+    p.add_argument('--precision', choices=('auto', 'f32', 'bf16'), default='auto',
+                   help='engine precision (default %(default)s: f32)')
     p.add_argument('--no-trust', action='store_true', help='skip stability, deletion curves and Grad-CAM')
     p.add_argument('--out', help='write the figure to this PNG')
     p.add_argument('--json', action='store_true', help='print every figure as JSON')
@@ -428,7 +483,8 @@ def _explain_parser()->argparse.ArgumentParser:
 def _usage_error(a)->str|None:
     "The first bad number among the arguments, as a one-line message, or None."
     try:
-        for name in ('num_samples', 'n_segments', 'top_labels', 'seed'): check_setting(name, getattr(a, name), '--' + name.replace('_', '-'))
+        for name in ('num_samples', 'n_segments', 'top_labels', 'seed'):
+            check_setting(name, getattr(a, name), '--' + name.replace('_', '-'))
     except ValueError as e: return str(e)
 
 # %% ../nbs/08_lime.ipynb #4adb8c3a
@@ -441,15 +497,19 @@ def cli_explain(argv:list)->int:
         ex = Explainer.from_run(a.run, a.engine, a.precision, segmentation=a.segmentation, n_segments=a.n_segments,
                                 num_samples=a.num_samples, target=a.target)
         e = ex.explain(a.image, seed=a.seed, top_labels=a.top_labels, trust=not a.no_trust)
-        res = dict(run=str(a.run), image=str(a.image), engine=ex.classify.name, precision=ex.classify.precision, **e.to_dict())
+        res = dict(run=str(a.run), image=str(a.image), engine=ex.classify.name, precision=ex.classify.precision,
+                   **e.to_dict())
         if a.top_labels > 1: res['other_classes'] = {e.classes[c]: e.top(5, c) for c in list(e.weights)[1:]}
         if a.out: plot_explanation(e, path=a.out); plt.close('all'); res['out'] = str(a.out)
     except (KeyboardInterrupt, SystemExit): raise
     except Exception as err:
-        print(f"pintag explain: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr); return 1
+        print(f"pintag explain: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+        return 1
     if a.json: print(json.dumps(res, indent=2))
     else:
-        trust = '' if a.no_trust else (f", stability {res['stability']:.2f}, deletion AUC {res['deletion_auc']:.2f} (random {res['random_deletion_auc']:.2f})")
-        print(f"{a.image}: {res['predicted']} {res['probability']:.1%}; top superpixels {[s['id'] for s in res['top_superpixels']]}"
+        trust = '' if a.no_trust else (f", stability {res['stability']:.2f}, deletion AUC {res['deletion_auc']:.2f} "
+                                       f"(random {res['random_deletion_auc']:.2f})")
+        print(f"{a.image}: {res['predicted']} {res['probability']:.1%}; "
+              f"top superpixels {[s['id'] for s in res['top_superpixels']]}"
               f" of {res['n_superpixels']}{trust}; {res['seconds']:.1f} s" + (f"; figure {a.out}" if a.out else ''))
     return 0

@@ -13,17 +13,18 @@ import matplotlib; matplotlib.use(os.environ.get('MPLBACKEND', 'Agg'))
 import matplotlib.pyplot as plt
 from scipy.special import softmax
 from tqdm.auto import tqdm
-from .core import read_run, load_image
+from .core import read_run
 from .data import load_dataset, Scan
-from .models import (BASES, DEFAULT_MODEL, IMAGENET_CATEGORIES, CategoryPrior, imagenet_names, prior_groups,
-                           standardiser, prior_column_weights)
-from .evaluate import embeddings, image_sources, source_group, SourceHeldOut, classification_metrics
+from .models import (MODELS, DEFAULT_MODEL, IMAGENET_CATEGORIES, CategoryPrior, imagenet_names, standardiser,
+                           prior_column_weights)
+from .evaluate import (embeddings, image_sources, source_group, SourceHeldOut, classification_metrics,
+                             plot_gallery)
+from .engine import flag_unsure
 
 # %% auto #0
 __all__ = ['SCENE_CLASSES', 'MOVED_CLASSES', 'MAPPINGS', 'remap', 'prior_features', 'FeatureSet', 'mapped_features', 'Candidate',
            'fit_linear', 'predict_linear', 'inner_folds', 'NestedHeldOut', 'nested_source_held_out', 'nested_estimate',
-           'pick_unsure_thresholds', 'flag_unsure', 'unsure_figures', 'unsure_held_out', 'imagenet_top', 'worst_misses',
-           'plot_misses']
+           'pick_unsure_thresholds', 'unsure_figures', 'unsure_held_out', 'imagenet_top', 'worst_misses', 'plot_misses']
 
 # %% ../nbs/07a_generalise.ipynb #ddca1e3d
 SCENE_CLASSES = {  # ImageNet class (Keras index: name) held by no category -> the category it speaks for in a scene
@@ -87,7 +88,7 @@ def mapped_features(items:pd.DataFrame, # rows with `path` and `sha256`
     return FeatureSet({v: prior_features(e, groups) for v, e in emb.items()}, CategoryPrior(groups).names)
 
 # %% ../nbs/07a_generalise.ipynb #6ce42cc5
-_SPEC = BASES[DEFAULT_MODEL]
+_SPEC = MODELS[DEFAULT_MODEL]
 
 @dataclass(frozen=True)
 class Candidate:
@@ -335,7 +336,7 @@ def nested_estimate(run:str|Path, # a transfer run folder with a linear head
     items, views = ds.items.reset_index(drop=True), ('orig',) + tuple(cfg.get('train_views') or ())
     w = cfg.get('weights', 'auto'); w = None if str(w).startswith('none') else w
     prior = CategoryPrior().names if cfg.get('prior_weight') else None  # as `embeddings` computes it: default mapping
-    fs = FeatureSet({v: embeddings(items, cfg['base'], w, view=None if v == 'orig' else v) for v in views}, prior)
+    fs = FeatureSet({v: embeddings(items, cfg['model'], w, view=None if v == 'orig' else v) for v in views}, prior)
     C, pw = cfg.get('C') or 1.0, cfg.get('prior_weight') or 1.0
     grid = [Candidate('run', C*a, pw*b, train_views=views[1:])
             for b in (prior_factors if prior else (1,)) for a in C_factors]
@@ -364,15 +365,6 @@ def pick_unsure_thresholds(predictions:pd.DataFrame, # held-out predictions: `pr
                   for c, rows in sorted(p.groupby('predicted').indices.items())}
     return dict(per_class=thresholds, target=target, max_flagged=max_flagged,
                 **unsure_figures(p, thresholds, target, max_flagged))
-
-def flag_unsure(predicted:list, # predicted class of each tag
-                confidence:np.ndarray, # its probability
-                per_class:dict, # class -> threshold, from `pick_unsure_thresholds`
-                default:float|None=None, # threshold of a class without its own (None: never flagged)
-               )->np.ndarray:
-    "Which tags are unsure: probability below their class's threshold (a `Tagger` applies the same rule)."
-    t = np.array([per_class.get(c, default if default is not None else 0.0) for c in predicted], float)
-    return np.asarray(confidence, float) < t
 
 def unsure_figures(predictions:pd.DataFrame, per_class:dict, target:float=0.95, max_flagged:float=0.25)->dict:
     "What thresholds do to held-out predictions: flagged share, accuracy kept and flagged, whether both aims are met."
@@ -425,15 +417,12 @@ def plot_misses(rows:pd.DataFrame, # from `worst_misses`, with an `imagenet` col
                 title:str='', # figure title
                 thumb:int=128, # thumbnail size in pixels
                ):
-    "Thumbnails titled 'true → predicted (confidence)', the held-out source, and the ImageNet classes behind the tag."
-    n = max(len(rows), 1); nrows = -(-n//ncols)
-    fig, axs = plt.subplots(nrows, ncols, figsize=(3.0*ncols, 3.9*nrows + 0.4), squeeze=False, layout='constrained')
-    for ax in axs.flat: ax.axis('off')
-    for ax, r in zip(axs.flat, rows.itertuples()):
-        ax.axis('on'); ax.set(xticks=[], yticks=[]); ax.spines[:].set_visible(False)
-        ax.imshow(load_image(r.path, (thumb, thumb)))
-        ax.set_title(f"{r.cls} → {r.predicted} ({r.confidence:.2f})\n{r.source}", fontsize=8, color='tab:red')
-        ax.set_xlabel('\n'.join(r.imagenet), fontsize=7)  # a label, so that the layout leaves room for it
-    if title: fig.suptitle(title)
+    "`pintag.evaluate.plot_gallery` of held-out misses: each with its source, and the ImageNet classes behind the tag."
+    fig = plot_gallery(rows.assign(true=[f"{r.cls} ({r.source})" for r in rows.itertuples()]), ncols, None,
+                       title, thumb)
+    for ax, r in zip(fig.axes, rows.itertuples()):
+        ax.text(0.5, -0.03, '\n'.join(r.imagenet), transform=ax.transAxes, ha='center', va='top', fontsize=7)
+    w, h = fig.get_size_inches(); fig.set_size_inches(w, h + 0.5*(-(-max(len(rows), 1)//ncols)))
+    fig.tight_layout()
     if path: fig.savefig(path, dpi=72); plt.close(fig)
     return fig

@@ -221,7 +221,8 @@ class TagStage:
         if not isinstance(run_files, dict): import ray; run_files = ray.get(run_files[0])
         from pintag.engine import Tagger
         self._folder = tempfile.TemporaryDirectory(prefix='pintag-run-')
-        self.tagger = Tagger.from_run(unpack_run(run_files, self._folder.name), unsure=unsure, batch_size=batch_size, engine=engine)
+        self.tagger = Tagger.from_run(unpack_run(run_files, self._folder.name), unsure=unsure,
+                                      batch_size=batch_size, engine=engine)
         self.top_k, self.prefix = top_k, prefix
 
     def __call__(self, batch, # a pyarrow table from `ray.data.read_binary_files`: `bytes`, `path`

@@ -4,16 +4,15 @@
 
 # %% ../nbs/12_serve.ipynb #75bc718b
 from __future__ import annotations
-import os, sys, io, json, time, base64, socket, hashlib, asyncio, argparse, threading, inspect, contextlib
+import os, sys, json, time, base64, socket, hashlib, asyncio, argparse, threading, contextlib
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from pathlib import Path
 from typing import Callable
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 from fastcore.basics import patch
-from .core import to_rgb
-from .engine import Tagger
+from .core import IMAGE_FORMATS, load_image
+from .engine import Tagger, flag_unsure
 
 try:  # the `serve` extra
     import uvicorn, python_multipart  # noqa: F401  (python-multipart parses the uploads)
@@ -31,7 +30,7 @@ __all__ = ['UPLOAD_FORMATS', 'MAX_UPLOAD_PIXELS', 'RAW_TYPES', 'PAGE_CSS', 'PAGE
            'cli_serve']
 
 # %% ../nbs/12_serve.ipynb #75ac1bbf
-UPLOAD_FORMATS = ('JPEG', 'PNG', 'GIF', 'BMP', 'WEBP', 'TIFF')
+UPLOAD_FORMATS = IMAGE_FORMATS  # those of the files a dataset folder is read for (`pintag.core.IMAGE_EXTS`)
 MAX_UPLOAD_PIXELS = 50_000_000  # a 50-megapixel photo; Pillow's own limit is 89 million
 
 class RequestError(Exception):
@@ -43,20 +42,13 @@ def decode_upload(data:bytes, # the uploaded file
                   size:tuple, # (height, width) the model takes
                   max_pixels:int=MAX_UPLOAD_PIXELS, # refuse images with more pixels than this, before decoding
                  )->np.ndarray:
-    "An uploaded image as uint8 RGB at `size`, read as `load_image` reads a file; `RequestError` if it is not one."
+    "An uploaded image as uint8 RGB at `size`, read by `load_image`; its refusal as a `RequestError` otherwise."
     if not data: raise RequestError(400, 'empty upload: no image bytes')
-    try:
-        with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as im:
-            w, h = im.size
-            if w * h > max_pixels:
-                raise RequestError(413, f'image too large: {w}x{h} pixels exceeds the {max_pixels:,} pixel limit')
-            rgb = to_rgb(im)
-    except UnidentifiedImageError:
-        raise RequestError(415, f"not an image in a supported format ({', '.join(UPLOAD_FORMATS)})") from None
-    except Image.DecompressionBombError as e: raise RequestError(413, f'image too large: {e}') from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise RequestError(400, f'corrupt or truncated image: {e}') from None
-    return np.asarray(rgb.resize((size[1], size[0]), Image.BILINEAR, reducing_gap=3.0), dtype=np.uint8)  # as load_image
+    try: return load_image(data, size, max_pixels=max_pixels, formats=UPLOAD_FORMATS)
+    except ValueError as e:  # open_image's reasons: 'too large: …', 'not an image …', 'corrupt or truncated image: …'
+        why = str(e)
+        if why.startswith('too large'): raise RequestError(413, f'image {why}') from None
+        raise RequestError(415 if why.startswith('not an image') else 400, why) from None
 
 # %% ../nbs/12_serve.ipynb #58aedbfd
 class MicroBatcher:
@@ -139,11 +131,12 @@ def load_tagger(run:str|Path, # run folder
 def tag_result(probs:np.ndarray, # one image's class probabilities
                classes:list, # class names in output order
                top_k:int=3, # categories to return
-               unsure:float|None=None, # flag the tags when the top probability is below this
+               unsure:float|None=None, # flag tags when the top probability is below this (classes without their own)
+               unsure_per_class:dict|None=None, # predicted class -> its own threshold (`Tagger.unsure_per_class`)
               )->dict:
     "`{'tags': [[category, probability], …], 'unsure': bool}`, as `pintag tag --json` prints an image."
     tags = [[classes[j], float(probs[j])] for j in np.argsort(-probs, kind='stable')[:top_k]]
-    return dict(tags=tags, unsure=bool(unsure is not None and tags[0][1] < unsure))
+    return dict(tags=tags, unsure=bool(flag_unsure([tags[0][0]], [tags[0][1]], unsure_per_class, unsure)[0]))
 
 # %% ../nbs/12_serve.ipynb #b0dd1b8a
 class Service:
@@ -245,7 +238,8 @@ def top_k(self:Service, request:Request)->int:
 async def tag(self:Service, request:Request)->dict:
     "POST /tag: the photo's top tags."
     k = self.top_k(request)
-    return tag_result(await self.batcher(await self.image(request)), self.tagger.classes, k, self.tagger.unsure)
+    return tag_result(await self.batcher(await self.image(request)), self.tagger.classes, k, self.tagger.unsure,
+                      self.tagger.unsure_per_class)
 
 # %% ../nbs/12_serve.ipynb #60ae218e
 @patch
@@ -270,7 +264,8 @@ async def explain(self:Service, request:Request)->dict:
         explaining = asyncio.get_running_loop().run_in_executor(self.explainers, self._explain, image)
         probs, (e, png) = await asyncio.gather(self.batcher(image), explaining)
     finally: self.explaining -= 1
-    return dict(tag_result(probs, self.tagger.classes, k, self.tagger.unsure),
+    return dict(tag_result(probs, self.tagger.classes, k, self.tagger.unsure,
+                           self.tagger.unsure_per_class),
                 mask_png=base64.b64encode(png).decode('ascii'), explanation=e.to_dict())
 
 # %% ../nbs/12_serve.ipynb #426d72f6

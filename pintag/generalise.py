@@ -4,21 +4,19 @@
 
 # %% ../nbs/07a_generalise.ipynb #d1cd9932
 from __future__ import annotations
-import os, time, json
+import time, json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 import numpy as np, pandas as pd
-import matplotlib; matplotlib.use(os.environ.get('MPLBACKEND', 'Agg'))
 import matplotlib.pyplot as plt
 from scipy.special import softmax
 from tqdm.auto import tqdm
 from .core import read_run
 from .data import load_dataset, Scan
 from .models import (MODELS, DEFAULT_MODEL, IMAGENET_CATEGORIES, CategoryPrior, imagenet_names, standardiser,
-                           prior_column_weights)
-from .evaluate import (embeddings, image_sources, source_group, SourceHeldOut, classification_metrics,
-                             plot_gallery)
+                           prior_column_weights, embeddings)
+from .evaluate import image_sources, source_group, SourceHeldOut, classification_metrics, plot_gallery
 from .engine import flag_unsure
 
 # %% auto #0

@@ -40,16 +40,17 @@ def image_files(args:list, # files and folders as given on the command line
     return files
 
 # %% ../nbs/09_cli.ipynb #8b04de2b
-def _tagger(run, unsure, engine:str='auto'):
+def _tagger(run, unsure, engine:str='auto', precision:str='auto'):
     from pintag.engine import Tagger
-    return Tagger.from_run(run, unsure='auto' if unsure is None else unsure, engine=engine)
+    return Tagger.from_run(run, unsure='auto' if unsure is None else unsure, engine=engine, precision=precision)
 
 def cmd_tag(a)->list:
     ("Tag images with a run: one dict per image, in order (`error` for those that could not be read); a summary on "
      "a cluster.")
+    if a.precision == 'bf16' and a.engine == 'keras': raise UsageError("--precision bf16 needs --engine openvino")
     if a.cluster: return _cluster_tag(a)
     from tqdm.auto import tqdm
-    files, tagger = image_files(a.images), _tagger(a.run, a.unsure, a.engine)
+    files, tagger = image_files(a.images), _tagger(a.run, a.unsure, a.engine, a.precision)
     bar = tqdm(total=len(files), desc='tagging', unit='img', file=sys.stderr, disable=len(files) <= 64)
     out = []
     for row in tagger.iter_tags(files, top_k=a.top_k): out.append(row); bar.update()
@@ -58,6 +59,7 @@ def cmd_tag(a)->list:
 
 def _cluster_tag(a)->dict:
     if not a.out: raise UsageError("--cluster ray needs --out results.parquet|results.jsonl")
+    if a.precision != 'auto': raise UsageError("--precision applies to tagging in this process, not --cluster")
     from pintag.scale import tag_cluster, need_ray, result_format
     try: need_ray(); result_format(a.out)
     except (ImportError, ValueError) as e: raise UsageError(str(e)) from None
@@ -290,6 +292,8 @@ def make_parser()->argparse.ArgumentParser:
     g.add_argument('--unsure', type=_probability, default=None,
                    help="flag tags below this probability (default: the run's threshold; 0: never)")
     g.add_argument('--engine', default='auto', choices=('auto', 'keras', 'openvino'), help='inference engine')
+    g.add_argument('--precision', default='auto', choices=('auto', 'f32', 'bf16'),
+                   help="openvino's arithmetic (auto: f32; bf16 where the CPU has it, if it agrees with Keras)")
     g.add_argument('--cluster', choices=('ray',), help='tag on a Ray cluster (local by default; see --address)')
     g.add_argument('--address', help='Ray cluster address (default: a local Ray in this process)')
     g.add_argument('--out', help='with --cluster: results.parquet or results.jsonl (resumable)')

@@ -202,15 +202,20 @@ def plot_gallery(rows:pd.DataFrame, # rows of a predictions table
                  path:str|Path|None=None, # save the figure here as PNG
                  title:str='', # figure title
                  thumb:int=160, # thumbnail size in pixels
+                 caption:str|None=None, # a column of lines of text (list or str) shown under each thumbnail
                 ):
-    "Thumbnails titled 'true → predicted (confidence)', red when wrong."
+    "Thumbnails titled 'true → predicted (confidence)', red when wrong; optionally captioned."
     n = max(len(rows), 1); nrows = -(-n//ncols)
-    fig, axs = plt.subplots(nrows, ncols, figsize=(2.3*ncols, 2.8*nrows + 0.4), squeeze=False)
+    text = lambda v: '\n'.join(v) if isinstance(v, (list, tuple)) else str(v)
+    lines = max((text(v).count('\n') + 1 for v in rows[caption]), default=0) if caption else 0
+    fig, axs = plt.subplots(nrows, ncols, figsize=(2.3*ncols, (2.8 + 0.15*lines)*nrows + 0.4), squeeze=False)
     for ax in axs.flat: ax.axis('off')
     for ax, r in zip(axs.flat, rows.itertuples()):
         ax.imshow(load_image(r.path, (thumb, thumb)))
         ax.set_title(f"{r.true}\n→ {r.predicted} ({r.confidence:.2f})", fontsize=8,
                      color='k' if r.correct else 'tab:red')
+        if caption: ax.text(0.5, -0.03, text(getattr(r, caption)), transform=ax.transAxes, ha='center', va='top',
+                            fontsize=7)
     if title: fig.suptitle(title)
     fig.tight_layout()
     if path: fig.savefig(path, dpi=80); plt.close(fig)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 import numpy as np, pandas as pd
-import matplotlib.pyplot as plt
 from scipy.special import softmax
 from tqdm.auto import tqdm
 from .core import read_run
@@ -416,11 +415,5 @@ def plot_misses(rows:pd.DataFrame, # from `worst_misses`, with an `imagenet` col
                 thumb:int=128, # thumbnail size in pixels
                ):
     "`pintag.evaluate.plot_gallery` of held-out misses: each with its source, and the ImageNet classes behind the tag."
-    fig = plot_gallery(rows.assign(true=[f"{r.cls} ({r.source})" for r in rows.itertuples()]), ncols, None,
-                       title, thumb)
-    for ax, r in zip(fig.axes, rows.itertuples()):
-        ax.text(0.5, -0.03, '\n'.join(r.imagenet), transform=ax.transAxes, ha='center', va='top', fontsize=7)
-    w, h = fig.get_size_inches(); fig.set_size_inches(w, h + 0.5*(-(-max(len(rows), 1)//ncols)))
-    fig.tight_layout()
-    if path: fig.savefig(path, dpi=72); plt.close(fig)
-    return fig
+    rows = rows.assign(true=[f"{r.cls} ({r.source})" for r in rows.itertuples()])
+    return plot_gallery(rows, ncols, path, title, thumb, caption='imagenet')

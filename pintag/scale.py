@@ -10,9 +10,9 @@ from typing import Callable
 from .core import IMAGE_EXTS, RUN_MARKER, atomic_write_bytes, check_run, load_image, quiet_tensorflow
 
 # %% auto #0
-__all__ = ['CLUSTER_EXTRA', 'GLOB_CHARS', 'RUN_FILES', 'ENGINES', 'need_ray', 'quiet_ray', 'connect_ray', 'list_images',
-           'result_format', 'rows_to_table', 'table_to_rows', 'write_part', 'read_results', 'done_images', 'pack_run',
-           'unpack_run', 'TagStage', 'tag_cluster']
+__all__ = ['CLUSTER_EXTRA', 'GLOB_CHARS', 'RUN_FILES', 'ENGINES', 'need_ray', 'quiet_ray', 'loopback_ray', 'connect_ray',
+           'list_images', 'result_format', 'rows_to_table', 'table_to_rows', 'write_part', 'read_results',
+           'done_images', 'pack_run', 'unpack_run', 'TagStage', 'tag_cluster']
 
 # %% ../nbs/11_scale.ipynb #cc1f2ad8
 CLUSTER_EXTRA = "pip install 'pintag[cluster]'"
@@ -32,12 +32,18 @@ def quiet_ray():
     ctx.enable_auto_log_stats = False
     for name in ('ray', 'ray.data'): logging.getLogger(name).setLevel(logging.ERROR)
 
+def loopback_ray(ray):
+    "Have a local Ray advertise 127.0.0.1, not this machine's network address (its processes read the variable)."
+    os.environ['RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER'] = '0'  # Ray's switch for "this machine alone"
+    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False   # the value Ray read from it when it was imported
+
 def connect_ray(address:str|None=None, # a Ray cluster ('ray://head:10001', 'auto'); None: a local Ray in this process
                )->bool:
     "Make sure this process is connected to Ray, quietly; True if this call started it."
     ray = need_ray()
     quiet_ray()
     if ray.is_initialized(): return False
+    if address is None: loopback_ray(ray)
     local = dict(num_cpus=os.cpu_count(), include_dashboard=False) if address is None else {}
     ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, **local)
     quiet_ray()  # ray.init configures logging again

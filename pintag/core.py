@@ -12,9 +12,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['ENV', 'PACKAGE_DIR', 'MANIFEST_COLUMNS', 'IMAGE_EXTS', 'IMAGE_FORMATS', 'MAX_PIXELS', 'RUN_MARKER', 'RUN_KINDS',
-           'setting', 'sample_dir', 'runs_dir', 'cache_dir', 'full_data_dir', 'quiet_tensorflow', 'atomic_write_bytes',
-           'write_json', 'read_json', 'csv_safe', 'manifest_text', 'sha256_file', 'to_rgb', 'open_image', 'check_image',
-           'load_image', 'new_run_dir', 'start_run', 'finish_run', 'check_run', 'run_file', 'update_run', 'read_run']
+           'setting', 'check_choice', 'sample_dir', 'runs_dir', 'cache_dir', 'full_data_dir', 'quiet_tensorflow',
+           'atomic_write_bytes', 'write_json', 'read_json', 'csv_safe', 'manifest_text', 'sha256_file', 'to_rgb',
+           'open_image', 'check_image', 'load_image', 'new_run_dir', 'start_run', 'finish_run', 'check_run', 'run_file',
+           'update_run', 'read_run']
 
 # %% ../nbs/00_core.ipynb #7ab83ed4
 ENV = dict(weights_dir='PINTAG_WEIGHTS_DIR',  # offline Keras weight files, loaded by path
@@ -30,6 +31,15 @@ def setting(name:str, # a key of `ENV`
     if name not in ENV: raise KeyError(f"unknown setting {name!r}; choose one of {', '.join(ENV)}")
     value = (os.environ if environ is None else environ).get(ENV[name], '').strip()
     return value or None
+
+# %% ../nbs/00_core.ipynb #9ff9182d
+def check_choice(what:str, # what is being chosen, as the error names it ('engine', 'export format', …)
+                 value, # the value given
+                 choices, # the names that work, in the order the error lists them
+                ):
+    "`value` when it is one of `choices`; otherwise a one-line `ValueError` naming it and the choices."
+    if value not in choices: raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+    return value
 
 # %% ../nbs/00_core.ipynb #3c67d46e
 PACKAGE_DIR = Path(__file__).resolve().parent if '__file__' in globals() else Path.cwd().parent/'pintag'

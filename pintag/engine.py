@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np
 from PIL import Image
-from .core import (read_run, read_json, write_json, sha256_file, load_image, sample_dir, cache_dir, IMAGE_EXTS)
+from .core import (check_choice, read_run, read_json, write_json, sha256_file, load_image,
+                         sample_dir, cache_dir, IMAGE_EXTS)
 
 # %% auto #0
 __all__ = ['ENGINES', 'PRECISIONS', 'FAST_INSTALL', 'F32_TOLERANCE', 'EXPORT_FORMATS', 'ONNX_INSTALL', 'QUANTISED_MIN_TOP1',
@@ -90,8 +91,7 @@ class OpenVINOEngine(Engine):
                  chunk:int=8, # images per asynchronous request of a large batch
                 ):
         ov = require_openvino()
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        check_choice('precision', precision, PRECISIONS)
         if precision == 'bf16' and not bf16_supported():
             raise ValueError("this CPU cannot run bf16; use precision 'f32'")
         self._core = ov.Core()
@@ -427,8 +427,7 @@ _NEEDS = {'tflite': [('ai_edge_litert', 'pip install ai-edge-litert')], 'openvin
 
 def export_needs(fmt:str)->None:
     "`EngineMissing`, in one line saying how to install it, when a package that `fmt` needs is missing."
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    check_choice('export format', fmt, EXPORT_FORMATS)
     for module, how in _NEEDS.get(fmt, []):
         try: importlib.import_module(module)
         except ImportError: raise EngineMissing(f"format {fmt} needs {module}, which is not installed: {how}") from None
@@ -561,8 +560,7 @@ def export_run(run:str|Path, # a finished run folder with a Keras model.keras
                overwrite:bool=False, # replace an existing folder
               )->Path:
     "Export a run's model to `fmt` with classes.json, export.json and check.json; return the folder."
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    check_choice('export format', fmt, EXPORT_FORMATS)
     run, config, classes, _ = read_run(run)
     if not (run/'model.keras').is_file():
         raise ValueError(f"{run} is a {config['kind']} run with no Keras model (model.keras): "

@@ -14,7 +14,7 @@ import keras, tensorflow as tf
 from fastcore.basics import patch
 from skimage.segmentation import slic, quickshift, mark_boundaries
 from lime.lime_image import LimeImageExplainer
-from .core import load_image, check_image, read_json, read_run, atomic_write_bytes
+from .core import check_choice, load_image, check_image, read_json, read_run, atomic_write_bytes
 from .models import load_run_model
 from .engine import Engine, KerasEngine, load_engine
 
@@ -37,9 +37,9 @@ def segment_image(image:np.ndarray, # (h, w, 3) uint8 RGB
                   seed:int=0, # quickshift's random seed (SLIC is deterministic)
                  )->np.ndarray:
     "Superpixel labels 0…n-1, shape (h, w)."
+    check_choice('segmentation', method, SEGMENTATIONS)
     if method == 'slic': seg = slic(image, n_segments=n_segments, compactness=10, sigma=1, start_label=0)
-    elif method == 'quickshift': seg = quickshift(image, kernel_size=4, max_dist=200, ratio=0.2, rng=seed)
-    else: raise ValueError(f"unknown segmentation {method!r}; choose one of {', '.join(SEGMENTATIONS)}")
+    else: seg = quickshift(image, kernel_size=4, max_dist=200, ratio=0.2, rng=seed)
     return np.unique(seg, return_inverse=True)[1].reshape(seg.shape)
 
 # %% ../nbs/08_lime.ipynb #db5828df
@@ -67,8 +67,7 @@ class FastLimeImageExplainer(LimeImageExplainer):
     def __init__(self, kernel_width:float=0.25, random_state=None, # as `LimeImageExplainer`
                  sampling:str='iid', # 'iid': LIME's draws (same result); 'antithetic': each row, then its complement
                 ):
-        if sampling not in SAMPLINGS:
-            raise ValueError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}")
+        check_choice('sampling', sampling, SAMPLINGS)
         super().__init__(kernel_width=kernel_width, random_state=random_state); self.sampling = sampling
     def draw(self, num_samples:int, n_features:int)->np.ndarray:
         "The on/off table: `num_samples` rows, the first one all on (the intact image)."
@@ -153,11 +152,9 @@ class Explainer:
                  kernel_width:float=DEFAULTS['kernel_width'], # of LIME's sample weights (stock LIME: 0.25)
                  run:str|Path|None=None, # the run folder, to load the Keras model from when Grad-CAM needs it
                 ):
-        if target not in TARGETS: raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-        if segmentation not in SEGMENTATIONS:
-            raise ValueError(f"unknown segmentation {segmentation!r}; choose one of {', '.join(SEGMENTATIONS)}")
-        if sampling not in SAMPLINGS:
-            raise ValueError(f"unknown sampling {sampling!r}; choose one of {', '.join(SAMPLINGS)}")
+        check_choice('target', target, TARGETS)
+        check_choice('segmentation', segmentation, SEGMENTATIONS)
+        check_choice('sampling', sampling, SAMPLINGS)
         if not (isinstance(kernel_width, (int, float)) and 0 < kernel_width < float('inf')):
             raise ValueError(f"kernel_width must be a positive number, got {kernel_width!r}")
         self.n_segments, self.num_samples, self.batch_size = (check_setting(k, v) for k, v in

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np, pandas as pd
 import keras, tensorflow as tf
 from PIL import Image, ImageOps
-from .core import setting, cache_dir, atomic_write_bytes, read_json, read_run, run_file
+from .core import check_choice, setting, cache_dir, atomic_write_bytes, read_json, read_run, run_file
 from .data import load_dataset, image_dataset, new_run_dir, run_config, write_run, predict_batches
 from .ann import fit_images, plot_history
 
@@ -53,7 +53,7 @@ FALLBACK_MODEL = 'mobilenet_top'   # what a prior model becomes when no class ha
 def model_spec(model:str, # a key of `MODELS` (every key of `BASES` is one)
               )->dict:
     "The model's recipe with its base network's spec merged in (`base` names the network)."
-    if model not in MODELS: raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    check_choice('model', model, MODELS)
     return {**BASES[MODELS[model]['base']], **MODELS[model]}
 
 def features_name(model:str, # a key of `MODELS`
@@ -326,8 +326,7 @@ def extract_features(features:keras.Model|None, # from `build_base`; None when e
                      view:str|None=None, # embed this augmented view of each image (a key of `VIEWS`)
                     )->np.ndarray:
     "Embeddings for `items`, running the base only on images not already cached."
-    if view is not None and view not in VIEWS:
-        raise ValueError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
+    if view is not None: check_choice('view', view, VIEWS)
     if cache is None: cache = EmbeddingCache(base, features.weights_used, view=view, groups=features.prior_groups)
     todo = cache.missing(items.sha256.tolist())
     if todo:

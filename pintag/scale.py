@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, glob, json, time, uuid, fnmatch, logging, tempfile, contextlib
 from pathlib import Path, PurePosixPath
 from typing import Callable
-from .core import IMAGE_EXTS, RUN_MARKER, atomic_write_bytes, check_run, load_image, quiet_tensorflow
+from .core import check_choice, IMAGE_EXTS, RUN_MARKER, atomic_write_bytes, check_run, load_image, quiet_tensorflow
 
 # %% auto #0
 __all__ = ['CLUSTER_EXTRA', 'GLOB_CHARS', 'RUN_FILES', 'ENGINES', 'need_ray', 'quiet_ray', 'loopback_ray', 'connect_ray',
@@ -245,7 +245,7 @@ ENGINES = ('auto', 'keras', 'openvino')
 
 def _check_options(engine, top_k, batch_size, workers, part_rows):
     "A one-line `ValueError` for the first bad option."
-    if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    check_choice('engine', engine, ENGINES)
     for name, v in dict(top_k=top_k, batch_size=batch_size, part_rows=part_rows).items():
         if not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
     if workers is not None and (not isinstance(workers, int) or workers < 1):

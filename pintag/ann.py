@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
 import keras
-from .data import load_dataset, new_run_dir, run_config, write_run
+from .core import new_run_dir
+from .data import load_dataset, run_config, write_run
 from .features import RGB_SIZE, rgb_tensors, class_indices
 
 # %% auto #0

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import sys, json, random, argparse, importlib
 from pathlib import Path
+from .core import number_arg
 
 # %% auto #0
 __all__ = ['BASELINES', 'DELEGATED', 'COMMANDS', 'UsageError', 'train_any', 'image_files', 'cmd_tag', 'cmd_train', 'cmd_evaluate',
@@ -67,6 +68,10 @@ def _cluster_tag(a)->dict:
                        unsure='auto' if a.unsure is None else a.unsure)
 
 # %% ../nbs/09_cli.ipynb #6e7b646c
+def _per_class(res:dict)->dict:
+    "Class -> accuracy, rounded, from `pintag.evaluate.evaluate`'s result."
+    return {c: round(v['accuracy'], 4) for c, v in res['per_class'].items()}
+
 def cmd_train(a)->dict:
     "Train one model into a run folder, evaluate it on its test split, then finish the run."
     from pintag.core import new_run_dir, finish_run
@@ -79,7 +84,7 @@ def cmd_train(a)->dict:
     res = evaluate(partial, finished=False)
     run = finish_run(partial, out)
     return dict(run=str(run), model=a.model, test_accuracy=res['accuracy'], n_test=res['n'],
-                per_class={c: round(v['accuracy'], 4) for c, v in res['per_class'].items()})
+                per_class=_per_class(res))
 
 def cmd_evaluate(a)->dict:
     "Score a run; extra figures on request."
@@ -87,7 +92,7 @@ def cmd_evaluate(a)->dict:
     from pintag.core import read_run
     res = ev.evaluate(a.run, a.data, a.split)
     out = dict(run=str(a.run), split=a.split, accuracy=res['accuracy'], n=res['n'],
-               per_class={c: round(v['accuracy'], 4) for c, v in res['per_class'].items()})
+               per_class=_per_class(res))
     if a.unseen: out['unseen'] = {k: ev.evaluate_folder(a.run, a.unseen)[k] for k in ('accuracy', 'n')}
     if a.cv:
         out['cv'] = {k: v for k, v in ev.cross_validate_run(a.run, folds=a.cv).items()
@@ -191,7 +196,7 @@ def cmd_run(a)->dict:
     tags = _tagger(run, None).tag([p for p, _ in examples], top_k=3)
     for t, (_, c) in zip(tags, examples): t['true'] = c
     return dict(run=str(run), model=cfg['model'], test_accuracy=res['accuracy'], n_test=res['n'],
-                per_class={c: round(v['accuracy'], 4) for c, v in res['per_class'].items()},
+                per_class=_per_class(res),
                 source_held_out=held_out, **({'nested': nested} if nested else {}), unsure=metrics.get('unsure'),
                 timing=metrics.get('timing', {}),
                 confusion_png=str(run/'confusion_test.png'), examples=tags)
@@ -239,16 +244,6 @@ DELEGATED = {'collect': 'pintag.collect:cli_collect', 'explain': 'pintag.explain
              'export': 'pintag.engine:cli_export', 'serve': 'pintag.serve:cli_serve',
              'docs': 'pintag.docs:cli_docs', 'bench': 'pintag.cli:cli_bench'}
 
-def _positive(text:str)->int:
-    n = int(text)
-    if n < 1: raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
-
-def _probability(text:str)->float:
-    x = float(text)
-    if not 0 <= x <= 1: raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return x
-
 def _add_run_parsers(sub):
     r = sub.add_parser('run', help='train, evaluate and tag: the main job (default data: the shipped sample)')
     r.add_argument('data', nargs='?', help='dataset folder (default: $PINTAG_DATA or the shipped sample)')
@@ -260,8 +255,8 @@ def _add_run_parsers(sub):
                    help='also the nested held-out figure: C and prior weight chosen without each source (slower)')
     t = sub.add_parser('train', help='train one model into a run folder, then evaluate it')
     t.add_argument('data', nargs='?'); t.add_argument('--model', default=None); t.add_argument('--out')
-    t.add_argument('--epochs', type=_positive)
-    t.add_argument('--batch-size', type=_positive)
+    t.add_argument('--epochs', type=number_arg(int, 1))
+    t.add_argument('--batch-size', type=number_arg(int, 1))
     t.add_argument('--lr', type=float)
     t.add_argument('--seed', type=int)
     t.add_argument('--fine-tune', action='store_true', help='unfreeze the top blocks after the head')
@@ -282,14 +277,14 @@ def make_parser()->argparse.ArgumentParser:
     e.add_argument('--data')
     e.add_argument('--split', default='test', choices=('train', 'val', 'test'))
     e.add_argument('--unseen', metavar='DIR', help='also score a differently sourced folder of class folders')
-    e.add_argument('--cv', type=_positive, metavar='K', help='K-fold cross-validation of the head on cached embeddings')
+    e.add_argument('--cv', type=number_arg(int, 1), metavar='K', help='K-fold cross-validation of the head on cached embeddings')
     e.add_argument('--loso', action='store_true', help='leave-one-source-out accuracy (needs manifest.csv)')
     e.add_argument('--runtime', action='store_true', help='latency and throughput from image files, per engine')
     e.add_argument('--compare', nargs='+', metavar='RUN', default=[], help='other runs for the comparison table')
     g = sub.add_parser('tag', help='tag images or folders with a run')
     g.add_argument('run'); g.add_argument('images', nargs='+')
-    g.add_argument('--top-k', type=_positive, default=3)
-    g.add_argument('--unsure', type=_probability, default=None,
+    g.add_argument('--top-k', type=number_arg(int, 1), default=3)
+    g.add_argument('--unsure', type=number_arg(float, 0, high=1), default=None,
                    help="flag tags below this probability (default: the run's threshold; 0: never)")
     g.add_argument('--engine', default='auto', choices=('auto', 'keras', 'openvino'), help='inference engine')
     g.add_argument('--precision', default='auto', choices=('auto', 'f32', 'bf16'),

@@ -34,7 +34,8 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from urllib3.util import connection as urllib3_connection
 
 from . import __version__
-from .core import ENV, MANIFEST_COLUMNS, MAX_PIXELS, atomic_write_bytes, manifest_text, open_image, setting
+from .core import (ENV, MANIFEST_COLUMNS, MAX_PIXELS, atomic_write_bytes, manifest_text, open_image, setting,
+                         number_arg)
 
 # %% ../nbs/00_collect.ipynb #7aa5fadd
 class PinterestError(Exception):
@@ -926,20 +927,6 @@ def collect(category:str, # folder name for the pins, e.g. food_drink
 class _ArgumentParser(argparse.ArgumentParser):
     def error(self, message): raise ConfigError(message)
 
-def _count(text):
-    try: value = int(text)
-    except ValueError: raise argparse.ArgumentTypeError(f'{text!r} is not a whole number') from None
-    if value < 0: raise argparse.ArgumentTypeError(f'{text} is negative')
-    return value
-
-def _amount(text, positive=False):
-    try: value = float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
-    if not (0 < value if positive else 0 <= value) or value == float('inf'):
-        raise argparse.ArgumentTypeError(f'{text} is not a finite number {"> 0" if positive else ">= 0"}')
-    return value
-
-def _positive(text): return _amount(text, positive=True)
 
 # %% ../nbs/00_collect.ipynb #355b8676
 def collect_parser()->argparse.ArgumentParser:
@@ -955,19 +942,20 @@ def collect_parser()->argparse.ArgumentParser:
     source.add_argument('--list-boards', action='store_true', help='list your boards and exit')
     p.add_argument('--category', metavar='NAME',
                    help='class folder for the images, e.g. food_drink (required unless --list-boards)')
-    p.add_argument('--limit', type=_count, default=100, metavar='N', help='most pins to list (default 100)')
+    p.add_argument('--limit', type=number_arg(int), default=100, metavar='N', help='most pins to list (default 100)')
     p.add_argument('--out', default='data/collected', metavar='DIR',
                    help='collection root: new, empty, or a collection (default data/collected)')
-    p.add_argument('--test', '--unseen', dest='test', type=_count, default=0, metavar='N',
+    p.add_argument('--test', '--unseen', dest='test', type=number_arg(int), default=0, metavar='N',
                    help="hold out at least N of the category's pins in DIR/test: whole boards once it has two or more")
-    p.add_argument('--rate', type=_amount, default=1.0, metavar='SECONDS',
+    p.add_argument('--rate', type=number_arg(float), default=1.0, metavar='SECONDS',
                    help='minimum seconds between requests to one host (default 1)')
     p.add_argument('--seed', type=int, default=42, help='seed of the test draw and the backoff jitter (default 42)')
-    p.add_argument('--max-retries', type=_count, default=5, metavar='N',
+    p.add_argument('--max-retries', type=number_arg(int), default=5, metavar='N',
                    help='retries on 429, 5xx and timeouts (default 5)')
-    p.add_argument('--timeout', type=_positive, default=30.0, metavar='SECONDS',
+    p.add_argument('--timeout', type=number_arg(float, 0, inclusive=False), default=30.0, metavar='SECONDS',
                    help='longest one request may take, to its last byte (default 30)')
-    p.add_argument('--max-mb', type=_positive, default=MAX_BYTES / 2 ** 20, metavar='MB',
+    p.add_argument('--max-mb', type=number_arg(float, 0, inclusive=False), default=MAX_BYTES / 2 ** 20,
+                   metavar='MB',
                    help='largest image accepted (default 20)')
     p.add_argument('--json', action='store_true', help='print the summary as JSON on stdout')
     p.add_argument('--quiet', action='store_true', help='no progress bar')

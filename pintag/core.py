@@ -12,16 +12,18 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['ENV', 'PACKAGE_DIR', 'MANIFEST_COLUMNS', 'IMAGE_EXTS', 'IMAGE_FORMATS', 'MAX_PIXELS', 'RUN_MARKER', 'RUN_KINDS',
-           'setting', 'check_choice', 'sample_dir', 'runs_dir', 'cache_dir', 'full_data_dir', 'quiet_tensorflow',
-           'atomic_write_bytes', 'write_json', 'read_json', 'csv_safe', 'manifest_text', 'sha256_file', 'to_rgb',
-           'open_image', 'check_image', 'load_image', 'new_run_dir', 'start_run', 'finish_run', 'check_run', 'run_file',
-           'update_run', 'read_run']
+           'setting', 'check_choice', 'number_arg', 'sample_dir', 'runs_dir', 'cache_dir', 'full_data_dir',
+           'quiet_tensorflow', 'atomic_write_bytes', 'write_json', 'read_json', 'csv_safe', 'manifest_text',
+           'sha256_file', 'to_rgb', 'open_image', 'check_image', 'load_image', 'new_run_dir', 'start_run', 'finish_run',
+           'check_run', 'run_file', 'update_run', 'read_run']
 
 # %% ../nbs/00_core.ipynb #7ab83ed4
 ENV = dict(weights_dir='PINTAG_WEIGHTS_DIR',  # offline Keras weight files, loaded by path
            data='PINTAG_DATA',                # the dataset the notebooks and commands use
            cache='PINTAG_CACHE',              # the embedding cache
            full_data='PINTAG_FULL_DATA',      # the full photo set, for slow cells and benchmarks
+           docs_dpi='PINTAG_DOCS_DPI',        # figure dpi of the notebooks' saved outputs
+           widgets_js='PINTAG_WIDGETS_JS',    # a folder with the docs' widget scripts, for offline builds
            token='PINTEREST_ACCESS_TOKEN', api_base='PINTEREST_API_BASE')  # the collector
 
 def setting(name:str, # a key of `ENV`
@@ -40,6 +42,25 @@ def check_choice(what:str, # what is being chosen, as the error names it ('engin
     "`value` when it is one of `choices`; otherwise a one-line `ValueError` naming it and the choices."
     if value not in choices: raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
     return value
+
+def number_arg(kind:type=float, # `int` for whole numbers, `float` for finite ones
+               low:float=0, # the smallest value allowed ...
+               inclusive:bool=True, # ... itself allowed, or only values above it
+               high:float|None=None, # the largest value allowed (itself included), if any
+              )->Callable:
+    "An argparse `type`: text to a `kind` within bounds, else one line naming the value and what it must be."
+    import argparse, math
+    noun = 'whole number' if kind is int else 'finite number'
+    bounds = f"{'>=' if inclusive else '>'} {low:g}" + ('' if high is None else f" and <= {high:g}")
+    def parse(text:str):
+        try: value = kind(text)
+        except ValueError: raise argparse.ArgumentTypeError(f'{text!r} is not a {noun}') from None
+        above_low = value > low or (value == low and inclusive)
+        if not (math.isfinite(value) and above_low and (high is None or value <= high)):
+            raise argparse.ArgumentTypeError(f'{text} is not a {noun} {bounds}')
+        return value
+    return parse
+
 
 # %% ../nbs/00_core.ipynb #3c67d46e
 PACKAGE_DIR = Path(__file__).resolve().parent if '__file__' in globals() else Path.cwd().parent/'pintag'
@@ -175,16 +196,13 @@ def _image_source(source:str|Path|bytes):
     if path.stat().st_size == 0: raise ValueError('empty file (0 bytes)')
     return open(path, 'rb')
 
-def open_image(source:str|Path|bytes, # image file or its bytes
-               max_pixels:int=MAX_PIXELS, # refuse images whose header claims more pixels
-               formats:tuple|None=None, # Pillow's names of the formats to try (`IMAGE_FORMATS`); None: all it knows
-              )->Image.Image:
-    "Decode an image to 8-bit RGB after checking its header; `ValueError` naming the problem otherwise."
+def _decode(source, max_pixels:int, formats:tuple|None)->tuple:
+    "(8-bit RGB image, the mode it was stored in): see `open_image`."
     with _image_source(source) as f, warnings.catch_warnings():
         warnings.simplefilter('ignore', Image.DecompressionBombWarning)
         try:
             with Image.open(f, formats=formats) as im:
-                if im.width * im.height <= max_pixels: im.load(); return to_rgb(im)
+                if im.width * im.height <= max_pixels: im.load(); return to_rgb(im), im.mode
                 width, height = im.size
         except UnidentifiedImageError:
             raise ValueError(f"not an image in a supported format ({', '.join(formats)})" if formats
@@ -194,22 +212,21 @@ def open_image(source:str|Path|bytes, # image file or its bytes
             raise ValueError(f'corrupt or truncated image: {e}') from None
     raise ValueError(f'too large: {width}x{height} pixels exceeds the {max_pixels:,} limit')
 
+def open_image(source:str|Path|bytes, # image file or its bytes
+               max_pixels:int=MAX_PIXELS, # refuse images whose header claims more pixels
+               formats:tuple|None=None, # Pillow's names of the formats to try (`IMAGE_FORMATS`); None: all it knows
+              )->Image.Image:
+    "Decode an image to 8-bit RGB after checking its header; `ValueError` naming the problem otherwise."
+    return _decode(source, max_pixels, formats)[0]
+
 # %% ../nbs/00_core.ipynb #ca21f0ec
 def check_image(path:str|Path, # image file to check
                 max_pixels:int=MAX_PIXELS, # refuse images larger than this
                )->dict:
-    "Decode `path` fully; return `{'ok', 'reason', 'width', 'height', 'mode'}`."
-    try:
-        with _image_source(path) as f, warnings.catch_warnings():
-            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-            with Image.open(f) as im: mode = im.mode
-        w, h = open_image(path, max_pixels).size
-    except UnidentifiedImageError:
-        return dict(ok=False, reason='not an image (unrecognised format)', width=0, height=0, mode='')
-    except Image.DecompressionBombError as e:
-        return dict(ok=False, reason=f'too large: {e}', width=0, height=0, mode='')
+    "Decode `path` fully; return `{'ok', 'reason', 'width', 'height', 'mode'}` (`mode` as stored: 'CMYK', 'P', …)."
+    try: im, mode = _decode(path, max_pixels, None)
     except (ValueError, OSError) as e: return dict(ok=False, reason=str(e), width=0, height=0, mode='')
-    return dict(ok=True, reason='', width=w, height=h, mode=mode)
+    return dict(ok=True, reason='', width=im.width, height=im.height, mode=mode)
 
 def load_image(source:str|Path|bytes, # image file or its bytes
                size:tuple|None=None, # (height, width) to resize to, or None to keep

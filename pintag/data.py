@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #762f581e
 from __future__ import annotations
-import os, sys, json, shutil, hashlib, warnings, datetime, platform, weakref
+import os, sys, shutil, hashlib, warnings, datetime, platform, weakref
 from pathlib import Path
 from typing import Callable
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np, pandas as pd
 from PIL import Image
 from .core import (PACKAGE_DIR, IMAGE_EXTS, MAX_PIXELS, setting, sample_dir, atomic_write_bytes, write_json,
-                         read_json, sha256_file, check_image, load_image, to_rgb, manifest_text, new_run_dir, start_run,
+                         read_json, sha256_file, check_image, load_image, manifest_text, start_run,
                          finish_run)
 
 # %% auto #0

@@ -8,7 +8,7 @@ import os, sys, re, ast, io, json, time, base64, hashlib, tarfile, shutil, tempf
 import tokenize, configparser
 from pathlib import Path
 import nbformat
-from .core import atomic_write_bytes, cache_dir
+from .core import atomic_write_bytes, cache_dir, setting
 from .data import PROJECT_ROOT
 
 # %% auto #0
@@ -53,7 +53,7 @@ def vendor_widget_js(static_dir:str|Path, # the site's folder for static files
                     )->dict:
     "Put the widget manager (`embed-amd.js`) and `require.js` into `static_dir` with their licences; name → path."
     static_dir = Path(static_dir); static_dir.mkdir(parents=True, exist_ok=True)
-    local = os.environ.get('PINTAG_WIDGETS_JS')
+    local = setting('widgets_js')
     out, notes = {}, ['# Third-party files in this folder', '']
     for spec in WIDGET_JS.values():
         wanted = {k: v for k, v in spec['files'].items() if v}
@@ -82,7 +82,7 @@ KERNEL_ENV = dict(TF_CPP_MIN_LOG_LEVEL='3', TQDM_DISABLE='1', PYTHONHASHSEED='0'
 def kernel_env(folder:str|Path, # where the kernel's `matplotlibrc` is written
               )->dict:
     "This process's environment, with `KERNEL_ENV` and a `matplotlibrc` setting the figure dpi."
-    dpi = int(os.environ.get('PINTAG_DOCS_DPI', FIGURE_DPI))
+    dpi = int(setting('docs_dpi') or FIGURE_DPI)
     rc = Path(folder)/'matplotlibrc'
     rc.write_text(f'figure.dpi: {dpi}\nsavefig.dpi: figure\n')
     return {**os.environ, **KERNEL_ENV, 'MATPLOTLIBRC': str(rc)}

@@ -250,10 +250,7 @@ def load_engine(source, # a run folder, or a fused Keras model (RGB [0, 255] →
                 precision:str='auto', # 'auto' (f32), 'f32', or 'bf16' (OpenVINO only; used only if it passes the check)
                )->Engine:
     "A checked engine for a run's model; its `name`, `precision` and `check` say what answers."
-    if engine not in ('auto',) + ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose auto, {', '.join(ENGINES)}")
-    if precision not in ('auto',) + PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose auto, {', '.join(PRECISIONS)}")
+    check_choice('engine', engine, ('auto',) + ENGINES); check_choice('precision', precision, ('auto',) + PRECISIONS)
     if engine == 'keras' and precision == 'bf16':
         raise ValueError("precision 'bf16' needs engine 'openvino' (Keras runs f32)")
     run, model = None, source
@@ -504,12 +501,12 @@ def load_export(path:str|Path, # an exported model: a SavedModel folder, .tflite
     return lambda x: np.concatenate([fn(np.ascontiguousarray(x[i:i+16], np.float32)) for i in range(0, len(x), 16)])
 
 # %% ../nbs/06a_engine.ipynb #9d7dd7aa
-def test_photos(run:Path, # a run folder
+def test_photos(run:Path|None, # a run folder; None for the shipped sample's
                 n:int=64, # how many at most
                )->tuple:
     ("(paths, where they come from): up to `n` test photos of the run's dataset, else of the shipped sample, "
      "classes in turn.")
-    data = read_json(Path(run)/'config.json', dict).get('data')
+    data = read_json(Path(run)/'config.json', dict).get('data') if run else None
     folders = [Path(data)/'test'] if data and (Path(data)/'test').is_dir() else []
     for folder in folders + [sample_dir()/'test']:
         by_class = [sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTS)

@@ -14,11 +14,10 @@ from scipy.special import softmax
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .core import RUN_MARKER, run_file, update_run, read_run
-from .data import (load_dataset, scan_dataset, load_image, atomic_write_bytes, environment_info, data_fingerprint,
-                         fast_call, Scan, SAMPLE_DIR, IMAGE_EXTS)
+from .core import RUN_MARKER, setting, run_file, update_run, read_run, load_image, atomic_write_bytes
+from .data import load_dataset, scan_dataset, environment_info, data_fingerprint, fast_call, Scan
 from .engine import Tagger, time_calls, engine_runtime, test_photos
-from .models import (load_run_model, build_head, build_model, train_head, fit_linear_head, resolve_weights,
+from .models import (load_run_model, build_head, build_model, train_head, fit_linear, resolve_weights,
                            embeddings, prior_column_weights)
 from . import svm
 
@@ -357,26 +356,16 @@ def per_class_table(res:dict)->pd.DataFrame:
     return pd.DataFrame(res['per_class']).T
 
 # %% ../nbs/07_evaluate.ipynb #74859607
-def _full_width(proba:np.ndarray, seen:np.ndarray, n_classes:int)->np.ndarray:
-    "Probabilities over all classes from a model that saw only the classes `seen`."
-    out = np.zeros((len(proba), n_classes), np.float32); out[:, seen] = proba
-    return out
-
 def fit_logreg(C:float=1.0, # inverse regularisation strength
-               class_weight:str|dict|None=None, # e.g. 'balanced'
+               class_weight:str|None=None, # 'balanced' weighs classes inversely to their frequency
                max_iter:int=3000, # solver iterations
                prior_weight:float|None=None, # weight of the category-prior columns of a `prior` base
               )->Callable:
-    "A head fitter: a run's linear head (`fit_linear_head`) at one `C` on the classes present; probabilities of all."
+    "A head fitter: a run's linear head (`fit_linear`) at one `C`; classes absent from training get probability 0."
     def fit(X, y, n_classes, seed=0):  # L-BFGS is deterministic: `seed` is not needed
-        seen = np.unique(y)
-        if len(seen) == 1: return lambda Xn: _full_width(np.ones((len(Xn), 1)), seen, n_classes)
-        head, labels = build_head(X.shape[1], len(seen), hidden=()), np.searchsorted(seen, y)
         w = None if prior_weight is None else prior_column_weights(X.shape[1], prior_weight)
-        fit_linear_head(head, X, labels, X[:1], labels[:1], Cs=(C,), max_iter=max_iter, class_weight=class_weight,
-                        column_weights=w)  # one C: nothing to choose on validation data
-        kernel, bias = head.get_layer('probs').get_weights()
-        return lambda Xn: _full_width(softmax(np.asarray(Xn, np.float32) @ kernel + bias, axis=1), seen, n_classes)
+        kernel, bias = fit_linear(X, y, n_classes, C, w, class_weight, max_iter=max_iter)
+        return lambda Xn: softmax(np.asarray(Xn, np.float32) @ kernel + bias, axis=1)
     options = ''.join(f', {k}={v}' for k, v in dict(class_weight=class_weight, prior_weight=prior_weight).items() if v)
     fit.label = f'logreg(C={C}{options})'
     return fit
@@ -630,12 +619,6 @@ def held_out_table(candidates:dict, # label -> `SourceHeldOut.to_dict()`, as in 
     return pd.DataFrame(rows).set_index('candidate').sort_values('held_out', ascending=False)
 
 # %% ../nbs/07_evaluate.ipynb #36976cee
-def _sample_images(n:int)->list:
-    "Up to `n` image files of the shipped sample, for timing."
-    files = sorted(p for p in SAMPLE_DIR.rglob('*') if p.suffix.lower() in IMAGE_EXTS)
-    if not files: raise FileNotFoundError(f"no images under {SAMPLE_DIR} to time with")
-    return files[:: max(len(files)//n, 1)][:n]
-
 def model_runtime(base:str, # a key of `MODELS`
                   weights:str|None='auto', # see `resolve_weights`; None times random weights (same speed)
                   images:list|None=None, # image files; default some of the shipped sample
@@ -645,7 +628,7 @@ def model_runtime(base:str, # a key of `MODELS`
     "Latency and throughput of a fused transfer model (base + head) on in-memory images."
     model = build_model(base, n_classes, weights)
     size = tuple(model.input_shape[1:3])
-    x = np.stack([load_image(p, size) for p in (images or _sample_images(batch_size))]).astype('float32')
+    x = np.stack([load_image(p, size) for p in (images or test_photos(None, batch_size)[0])]).astype('float32')
     fn = fast_call(model)  # the one cached tf.function of this model
     t = time_calls(lambda b: fn(b).numpy(), x, batch_size, n_single, n_batches)
     w = model.weights_used
@@ -662,7 +645,7 @@ def runtime_table(bases:list=('mobilenet', 'mobilenetv2', 'vgg16', 'inceptionv3'
         w = (weights or {}).get(b, 'auto')
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            if w == 'auto' and resolve_weights(b) == 'imagenet' and os.environ.get('PINTAG_WEIGHTS_DIR'): w = None
+            if w == 'auto' and resolve_weights(b) == 'imagenet' and setting('weights_dir'): w = None
         rows.append(model_runtime(b, w, **kwargs))
     df = pd.DataFrame(rows).set_index('model')
     df['latency_vs_first'] = df.latency_ms_p50/df.latency_ms_p50.iloc[0]

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_lime.ipynb #25dd28de
 from __future__ import annotations
-import os, sys, io, time, json, argparse, itertools
+import sys, io, time, json, argparse, itertools
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -14,7 +14,7 @@ import keras, tensorflow as tf
 from fastcore.basics import patch
 from skimage.segmentation import slic, quickshift, mark_boundaries
 from lime.lime_image import LimeImageExplainer
-from .core import check_choice, load_image, check_image, read_json, read_run, atomic_write_bytes
+from .core import check_choice, load_image, check_image, read_run, atomic_write_bytes
 from .models import load_run_model
 from .engine import Engine, KerasEngine, load_engine
 

@@ -8,7 +8,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np, pandas as pd
 from tqdm.auto import tqdm
-from .data import load_image
+from .core import load_image
 
 # %% auto #0
 __all__ = ['GREY_SIZE', 'RGB_SIZE', 'LUMA', 'load_images', 'to_grey', 'grey_vectors', 'rgb_tensors', 'rgb_vectors',

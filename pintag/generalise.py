@@ -13,14 +13,14 @@ from scipy.special import softmax
 from tqdm.auto import tqdm
 from .core import read_run
 from .data import load_dataset, Scan
-from .models import (MODELS, DEFAULT_MODEL, IMAGENET_CATEGORIES, CategoryPrior, imagenet_names, standardiser,
+from .models import (MODELS, DEFAULT_MODEL, IMAGENET_CATEGORIES, CategoryPrior, imagenet_names, fit_linear,
                            prior_column_weights, embeddings)
 from .evaluate import image_sources, source_group, SourceHeldOut, classification_metrics, plot_gallery
 from .engine import flag_unsure
 
 # %% auto #0
 __all__ = ['SCENE_CLASSES', 'MOVED_CLASSES', 'MAPPINGS', 'remap', 'prior_features', 'FeatureSet', 'mapped_features', 'Candidate',
-           'fit_linear', 'predict_linear', 'inner_folds', 'NestedHeldOut', 'nested_source_held_out', 'nested_estimate',
+           'predict_linear', 'inner_folds', 'NestedHeldOut', 'nested_source_held_out', 'nested_estimate',
            'pick_unsure_thresholds', 'unsure_figures', 'unsure_held_out', 'imagenet_top', 'worst_misses', 'plot_misses']
 
 # %% ../nbs/07a_generalise.ipynb #ddca1e3d
@@ -113,31 +113,6 @@ class Candidate:
         return w
 
 # %% ../nbs/07a_generalise.ipynb #41d69c81
-def fit_linear(X:np.ndarray, y:np.ndarray, # training features and integer labels
-               n_classes:int, # width of the output (classes absent from `y` get probability ~0)
-               C:float, # inverse regularisation strength
-               column_weights:np.ndarray|None=None, # see `pintag.models.standardiser`
-               class_weight:str|None=_SPEC.get('class_weight'), # as sklearn's `LogisticRegression`
-               init:tuple|None=None, # (kernel, bias) of a related fit to start from
-               max_iter:int=3000, # L-BFGS iterations
-              )->tuple:
-    "A run's linear head, fitted as `fit_linear_head` does, as (kernel, bias) on the raw features over all classes."
-    from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits
-    seen = np.unique(y)
-    kernel, bias = np.zeros((X.shape[1], n_classes), np.float32), np.full(n_classes, -1e4, np.float32)
-    if len(seen) == 1: bias[seen] = 0; return kernel, bias
-    mu, sd = standardiser(X, column_weights)
-    lr = LogisticRegression(C=C, max_iter=max_iter, class_weight=class_weight)
-    if init is not None and len(seen) > 2 and (init[1][seen] > -1e3).all():  # init's function in these coordinates
-        K = init[0][:, seen].astype(np.float64)
-        lr.set_params(warm_start=True); lr.coef_, lr.intercept_ = (K*sd[:, None]).T, init[1][seen] + mu @ K
-    with threadpool_limits(1): lr.fit(((X - mu)/sd).astype(np.float32), np.searchsorted(seen, y))
-    coef, icpt = lr.coef_, lr.intercept_
-    if len(seen) == 2: coef, icpt = np.stack([-coef[0]/2, coef[0]/2]), np.array([-icpt[0]/2, icpt[0]/2])
-    k = (coef/sd).T; kernel[:, seen] = k; bias[seen] = icpt - mu @ k
-    return kernel, bias
-
 def predict_linear(head:tuple, # (kernel, bias) from `fit_linear`
                    views:list, # feature arrays of the same images, one per view
                   )->np.ndarray:
@@ -174,7 +149,8 @@ class _Heads:
             fs, views = self.features[cand.features], ('orig',) + tuple(cand.train_views)
             X = np.concatenate([fs.views[v][train] for v in views]); y = np.tile(self.y[train], len(views))
             init = self.store.get((cand.fit_key, frozenset())) if out else None
-            self.store[key] = fit_linear(X, y, self.n, cand.C, cand.column_weights(X.shape[1], fs.prior), init=init)
+            w = cand.column_weights(X.shape[1], fs.prior)
+            self.store[key] = fit_linear(X, y, self.n, cand.C, w, _SPEC.get('class_weight'), init, max_iter=3000)
         return self.store[key]
     def predict(self, cand:Candidate, out, rows:np.ndarray)->np.ndarray:
         "Probabilities of `rows` (a mask) from `cand`'s head trained without `out`, averaged over its test views."
@@ -363,13 +339,16 @@ def pick_unsure_thresholds(predictions:pd.DataFrame, # held-out predictions: `pr
     return dict(per_class=thresholds, target=target, max_flagged=max_flagged,
                 **unsure_figures(p, thresholds, target, max_flagged))
 
+def _flag_figures(flagged:np.ndarray, ok:np.ndarray)->dict:
+    "How many tags are flagged, and how many of the kept and of the flagged ones are right."
+    acc = lambda s: float(ok[s].mean()) if s.any() else None
+    return dict(n=len(ok), flagged_share=float(flagged.mean()), accuracy_kept=acc(~flagged),
+                accuracy_flagged=acc(flagged))
+
 def unsure_figures(predictions:pd.DataFrame, per_class:dict, target:float=0.95, max_flagged:float=0.25)->dict:
     "What thresholds do to held-out predictions: flagged share, accuracy kept and flagged, whether both aims are met."
     flagged = flag_unsure(predictions.predicted, predictions.confidence, per_class)
-    ok = predictions.correct.to_numpy(bool)
-    acc = lambda s: float(ok[s].mean()) if s.any() else None
-    res = dict(n=len(ok), flagged_share=float(flagged.mean()), accuracy_kept=acc(~flagged),
-               accuracy_flagged=acc(flagged))
+    res = _flag_figures(flagged, predictions.correct.to_numpy(bool))
     met = res['flagged_share'] <= max_flagged + 1e-9 and (res['accuracy_kept'] or 0) >= target
     return dict(res, reachable=bool(met))
 
@@ -383,11 +362,8 @@ def unsure_held_out(predictions:pd.DataFrame, # held-out predictions with `sourc
         others = p.drop(index=rows)
         t = pick_unsure_thresholds(others, target, max_flagged)['per_class'] if len(others) else {}
         flagged[rows] = flag_unsure(p.predicted[rows], p.confidence[rows], t)
-    ok = p.correct.to_numpy(bool)
-    return dict(measure='thresholds picked without each source, applied to it', n=len(p),
-                flagged_share=float(flagged.mean()),
-                accuracy_kept=float(ok[~flagged].mean()) if (~flagged).any() else None,
-                accuracy_flagged=float(ok[flagged].mean()) if flagged.any() else None)
+    return dict(measure='thresholds picked without each source, applied to it',
+                **_flag_figures(flagged, p.correct.to_numpy(bool)))
 
 # %% ../nbs/07a_generalise.ipynb #02348e29
 def imagenet_top(embedding:np.ndarray, # (n, ≥1000): ImageNet log-probabilities first

@@ -10,8 +10,8 @@ from typing import Callable
 import numpy as np, pandas as pd
 import keras, tensorflow as tf
 from PIL import Image, ImageOps
-from .core import check_choice, setting, cache_dir, atomic_write_bytes, read_json, read_run, run_file
-from .data import load_dataset, image_dataset, new_run_dir, run_config, write_run, predict_batches
+from .core import check_choice, setting, cache_dir, atomic_write_bytes, read_json, read_run, run_file, new_run_dir
+from .data import load_dataset, image_dataset, run_config, write_run, predict_batches
 from .ann import fit_images, plot_history
 
 # %% auto #0
@@ -19,9 +19,9 @@ __all__ = ['BASES', 'MODELS', 'DEFAULT_MODEL', 'FALLBACK_MODEL', 'IMAGENET_CATEG
            'features_name', 'weights_file', 'resolve_weights', 'LogProbability', 'ImagePreprocess', 'CategoryPrior',
            'imagenet_names', 'load_mapping', 'prior_groups', 'resolve_model', 'build_base', 'build_head', 'build_model',
            'build_mobilenet', 'weights_tag', 'EmbeddingCache', 'zoom_out', 'extract_features', 'embeddings',
-           'embed_splits', 'standardiser', 'prior_column_weights', 'head_column_weights', 'fit_linear_head', 'train',
-           'load_run_model', 'train_head', 'build_vgg16', 'build_resnet50', 'build_inceptionv3', 'build_mobilenetv2',
-           'unfreeze_top', 'fine_tune', 'grid_search']
+           'embed_splits', 'standardiser', 'prior_column_weights', 'head_column_weights', 'fit_linear',
+           'fit_linear_head', 'train', 'load_run_model', 'train_head', 'build_vgg16', 'build_resnet50',
+           'build_inceptionv3', 'build_mobilenetv2', 'unfreeze_top', 'fine_tune', 'grid_search']
 
 # %% ../nbs/06_models.ipynb #932c02a0
 BASES = {  # the networks: Keras application, input size, preprocessing, fine-tuning boundary, ImageNet weight files
@@ -397,25 +397,32 @@ def head_column_weights(model:str, # a key of `MODELS`
     return prior_column_weights(n_features, spec['prior_weight'], n_prior) if spec['features'] == 'prior' else None
 
 # %% ../nbs/06_models.ipynb #76893c5a
-def _search_C(X_train, y_train, X_val, y_val, # standardised embeddings and integer labels
-              Cs:tuple, max_iter:int, class_weight:str|None)->tuple:
-    "(best fit, its C, {C: val accuracy}): logistic regression at each C; ties go to the stronger regularisation."
+def fit_linear(X:np.ndarray, y:np.ndarray, # training features and integer labels
+               n_classes:int, # width of the output (classes absent from `y` get probability ~0)
+               C:float, # inverse regularisation strength
+               column_weights:np.ndarray|None=None, # see `standardiser`
+               class_weight:str|None=None, # 'balanced' weighs classes inversely to their frequency
+               init:tuple|None=None, # (kernel, bias) of a related fit to start from (see `pintag.generalise`)
+               max_iter:int=1000, # L-BFGS iterations
+              )->tuple:
+    "Logistic regression on standardised, weighted columns, as (kernel, bias) on the raw features over all classes."
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
-    fits, val_acc = {}, {}
+    seen = np.unique(y)
+    kernel, bias = np.zeros((X.shape[1], n_classes), np.float32), np.full(n_classes, -1e4, np.float32)
+    if len(seen) == 1: bias[seen] = 0; return kernel, bias
+    mu, sd = standardiser(X, column_weights)
+    lr = LogisticRegression(C=C, max_iter=max_iter, class_weight=class_weight)
+    if init is not None and len(seen) > 2 and (init[1][seen] > -1e3).all():  # init's function in these coordinates
+        K = init[0][:, seen].astype(np.float64)
+        lr.set_params(warm_start=True); lr.coef_, lr.intercept_ = (K*sd[:, None]).T, init[1][seen] + mu @ K
     with threadpool_limits(1):  # small problems: threaded BLAS only adds contention
-        for C in Cs:
-            fits[C] = LogisticRegression(C=C, max_iter=max_iter, class_weight=class_weight).fit(X_train, y_train)
-            val_acc[C] = float((fits[C].predict(X_val) == y_val).mean())
-    best = max(Cs, key=lambda C: (val_acc[C], -C))
-    return fits[best], best, val_acc
+        lr.fit(((X - mu)/sd).astype(np.float32), np.searchsorted(seen, y))
+    coef, icpt = lr.coef_, lr.intercept_
+    if len(seen) == 2: coef, icpt = np.stack([-coef[0]/2, coef[0]/2]), np.array([-icpt[0]/2, icpt[0]/2])
+    k = (coef/sd).T; kernel[:, seen] = k; bias[seen] = icpt - mu @ k
+    return kernel, bias
 
-def _set_softmax(dense:keras.layers.Dense, fit, n_classes:int, mu:np.ndarray, sd:np.ndarray):
-    "Copy a fitted logistic regression into a softmax layer, the standardisation folded into its weights."
-    coef, icpt = fit.coef_, fit.intercept_
-    if n_classes == 2: coef, icpt = np.stack([-coef[0]/2, coef[0]/2]), np.array([-icpt[0]/2, icpt[0]/2])
-    kernel = (coef/sd).T
-    dense.set_weights([kernel.astype('float32'), (icpt - mu @ kernel).astype('float32')])
 
 # %% ../nbs/06_models.ipynb #47cd13bc
 def fit_linear_head(head:keras.Model, # from `build_head(..., hidden=())`: one softmax layer
@@ -426,20 +433,21 @@ def fit_linear_head(head:keras.Model, # from `build_head(..., hidden=())`: one s
                     class_weight:str|None=None, # 'balanced' weighs classes inversely to their frequency
                     column_weights:np.ndarray|None=None, # per column, times its standardised value: > 1 penalises less
                    )->dict:
-    "Fit logistic regression on the embeddings, choose `C` on val, write it into `head`; return the search."
+    "`fit_linear` at each `C`, the best on val (ties: the stronger regularisation) written into `head`; the search."
     dense = [l for l in head.layers if l.weights]
     if len(dense) != 1:
         raise ValueError("fit_linear_head needs a head with one softmax layer: build_head(..., hidden=())")
     n_classes = head.output_shape[-1]
     missing = sorted(set(range(n_classes)) - set(np.unique(y_train).tolist()))
     if missing: raise ValueError(f"classes {missing} have no training images")
-    mu, sd = standardiser(X_train, column_weights)
-    fit, best, val_acc = _search_C((X_train - mu)/sd, y_train, (X_val - mu)/sd, y_val, Cs, max_iter, class_weight)
-    _set_softmax(dense[0], fit, n_classes, mu, sd)
+    fits = {C: fit_linear(X_train, y_train, n_classes, C, column_weights, class_weight, max_iter=max_iter) for C in Cs}
+    val_acc = {C: float(((X_val @ k + b).argmax(1) == y_val).mean()) for C, (k, b) in fits.items()}
+    best = max(Cs, key=lambda C: (val_acc[C], -C))
+    dense[0].set_weights(list(fits[best]))
     if head.optimizer is not None and not head.optimizer.built:
         head.optimizer.build(head.trainable_variables)  # else reloading a saved run warns
-    return dict(C=[float(c) for c in Cs], C_val_accuracy=[val_acc[c] for c in Cs], best_C=float(best),
-                n_iter=int(fit.n_iter_.max()))
+    return dict(C=[float(c) for c in Cs], C_val_accuracy=[val_acc[c] for c in Cs], best_C=float(best))
+
 
 # %% ../nbs/06_models.ipynb #2769dc85
 def _embed_training(fused:keras.Model, ds, model:str, splits:tuple)->tuple:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 import numpy as np
 from fastcore.basics import patch
-from .core import IMAGE_FORMATS, load_image
+from .core import IMAGE_FORMATS, load_image, number_arg
 from .engine import Tagger, flag_unsure
 
 try:  # the `serve` extra
@@ -477,30 +477,24 @@ class ServerThread:
     def __exit__(self, *exc): self.stop()
 
 # %% ../nbs/12_serve.ipynb #d7eb3307
-def _number(kind, low:float=0, inclusive:bool=False):
-    "An argparse type: a `kind` above `low` (or at least `low`)."
-    def parse(s):
-        v = kind(s)
-        if v < low or (v == low and not inclusive):
-            raise argparse.ArgumentTypeError(f"must be {'at least' if inclusive else 'above'} {low}")
-        return v
-    return parse
-
 def serve_parser()->argparse.ArgumentParser:
+    "The arguments of `pintag serve`."
+    positive, count = number_arg(float, 0, inclusive=False), number_arg(int, 1)
     p = argparse.ArgumentParser(prog='pintag serve', description='Serve a run: POST /tag, POST /explain, GET /healthz, '
                                 'and a web page at /.')
     p.add_argument('run', help='run folder with a Keras model')
     p.add_argument('--host', default='127.0.0.1', help='address to listen on (default %(default)s: this machine only)')
-    p.add_argument('--port', type=_number(int, 0, True), default=8000, help='0: any free one (default %(default)s)')
-    p.add_argument('--max-upload-mb', type=_number(float), default=10, help='largest upload, MiB (default %(default)s)')
-    p.add_argument('--max-batch', type=_number(int), default=32, help='images per forward pass (default %(default)s)')
-    p.add_argument('--max-wait-ms', type=_number(float, 0, True), default=5,
+    p.add_argument('--port', type=number_arg(int, 0, high=65535), default=8000,
+                   help='0: any free one (default %(default)s)')
+    p.add_argument('--max-upload-mb', type=positive, default=10, help='largest upload, MiB (default %(default)s)')
+    p.add_argument('--max-batch', type=count, default=32, help='images per forward pass (default %(default)s)')
+    p.add_argument('--max-wait-ms', type=number_arg(float), default=5,
                    help="how long a batch's first image waits for company (default %(default)s)")
-    p.add_argument('--max-megapixels', type=_number(float), default=MAX_UPLOAD_PIXELS / 1e6,
+    p.add_argument('--max-megapixels', type=positive, default=MAX_UPLOAD_PIXELS / 1e6,
                    help='largest image, read from its header (default %(default)g)')
-    p.add_argument('--client-timeout', type=_number(float), default=30,
+    p.add_argument('--client-timeout', type=positive, default=30,
                    help='seconds a client has for its headers, and again for its body (default %(default)s)')
-    p.add_argument('--explain-samples', type=_number(int), help="LIME samples per explanation (default: LIME's own)")
+    p.add_argument('--explain-samples', type=count, help="LIME samples per explanation (default: LIME's own)")
     p.add_argument('--engine', help="the model's runtime, where the Tagger offers a choice (default: its own)")
     return p
 

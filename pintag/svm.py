@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 from sklearn.svm import SVC
 from scipy.optimize import minimize_scalar
 from scipy.special import softmax, log_softmax
-from .core import RUN_MARKER, check_run, run_file
-from .data import load_dataset, new_run_dir, atomic_write_bytes, run_config, write_run
+from .core import RUN_MARKER, check_run, run_file, new_run_dir, atomic_write_bytes
+from .data import load_dataset, run_config, write_run
 from .features import GREY_SIZE, grey_vectors, class_indices
 
 # %% auto #0

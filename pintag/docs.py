@@ -194,12 +194,11 @@ def _number_widgets(nb:nbformat.NotebookNode)->nbformat.NotebookNode:
     return nbformat.from_dict(json.loads(re.sub('|'.join(ids), lambda m: ids[m[0]], text))) if ids else nb
 
 # %% ../nbs/10_docs.ipynb #ed6774f3
-def small_png(data:str, # a base64 PNG, as notebooks hold it
-             )->str:
-    "The same pixels as a smaller base64 PNG: opaque RGBA as RGB, up to 256 colours as a palette, optimised."
+def _small_png(data:str)->tuple:
+    "(base64 PNG, its decoded image): see `small_png`."
     import numpy as np
     from PIL import Image
-    im = Image.open(io.BytesIO(base64.b64decode(data)))
+    im = given = Image.open(io.BytesIO(base64.b64decode(data)))
     if im.mode == 'RGBA' and im.getextrema()[3][0] == 255: im = im.convert('RGB')
     if im.mode == 'RGB':
         rgb = np.asarray(im).reshape(-1, 3).astype(np.uint32)
@@ -209,15 +208,18 @@ def small_png(data:str, # a base64 PNG, as notebooks hold it
             palette = np.stack([colours >> 16, colours >> 8 & 255, colours & 255], 1).astype(np.uint8)
             im.putpalette(palette.ravel().tolist())
     buf = io.BytesIO(); im.save(buf, format='PNG', optimize=True)
-    return base64.b64encode(buf.getvalue()).decode() if buf.tell() < len(data) * 3 / 4 else data
+    return (base64.b64encode(buf.getvalue()).decode(), im) if buf.tell() < len(data) * 3 / 4 else (data, given)
+
+def small_png(data:str, # a base64 PNG, as notebooks hold it
+             )->str:
+    "The same pixels as a smaller base64 PNG: opaque RGBA as RGB, up to 256 colours as a palette, optimised."
+    return _small_png(data)[0]
 
 def small_image(data:str, # a base64 PNG, as notebooks hold it
                )->tuple:
     ("(mime type, base64): `small_png`'s PNG, or a JPEG where that takes under a third of the bytes "
      "(a photo, not a plot).")
-    from PIL import Image
-    png = small_png(data)
-    im = Image.open(io.BytesIO(base64.b64decode(png)))
+    png, im = _small_png(data)
     if im.mode != 'RGB': return 'image/png', png
     buf = io.BytesIO(); im.save(buf, format='JPEG', quality=85, optimize=True)
     small = buf.tell() < len(png) * 3 / 4 / 3

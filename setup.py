@@ -1,4 +1,3 @@
-from packaging.requirements import Requirement
 import shutil, setuptools
 from pathlib import Path
 from configparser import ConfigParser
@@ -6,7 +5,6 @@ from setuptools.command.build_py import build_py
 
 # nbdev 2 layout: all package metadata lives in settings.ini.
 # (The classic template used pkg_resources, which current setuptools no longer ships.)
-assert Requirement('setuptools>=36.2')
 cfg = ConfigParser(delimiters=['='])
 cfg.read('settings.ini', encoding='utf-8')
 cfg = cfg['DEFAULT']

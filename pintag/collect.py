@@ -175,7 +175,7 @@ def _origin(url:str)->tuple[str,int]:
 class AddressGuard:
     "Where the collector may connect: public addresses, and the origins it trusts (the configured API's host and port)"
     def __init__(self,
-                 resolve=socket.getaddrinfo, # resolver with `getaddrinfo`'s signature (tests pass a stub)
+                 resolve=None, # resolver with `getaddrinfo`'s signature; None: `socket.getaddrinfo` (tests pass a stub)
                 ):
         self.resolve, self.trusted = resolve, set()
 
@@ -191,7 +191,8 @@ class AddressGuard:
                  )->list[str]:
         "Every address of `host`, all checked: `AddressRefused` if one is not public (unless host and port are trusted)"
         host = host.strip('[]').lower()
-        found = list(dict.fromkeys(info[4][0] for info in self.resolve(host, port, type=socket.SOCK_STREAM)))
+        resolve = self.resolve or socket.getaddrinfo  # looked up at each call
+        found = list(dict.fromkeys(info[4][0] for info in resolve(host, port, type=socket.SOCK_STREAM)))
         if (host, port) in self.trusted: return found
         if not found: raise AddressRefused(f'{host} resolves to no address')
         for address in found:
@@ -328,7 +329,7 @@ class PoliteHTTP:
                  max_wait:float=300.0, # longest single wait, whatever a server asks
                  sleep=time.sleep, # waits a number of seconds (tests pass a recorder)
                  seed:int|None=None, # seeds the jitter
-                 resolve=socket.getaddrinfo, # the address guard's resolver (tests pass a stub)
+                 resolve=None, # the address guard's resolver (see `AddressGuard`)
                 ):
         self.timeout, self.max_retries, self.backoff = timeout, max_retries, backoff
         self.max_wait, self.sleep = max_wait, sleep

@@ -41,6 +41,7 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['pintag', 'pintag.*']),
     include_package_data=True,
+    package_data={'pintag': ['web/*.gz']},  # the docs' widget scripts (see pintag.docs.WIDGET_JS)
     install_requires=requirements,
     extras_require=extras,
     cmdclass={'build_py': build_py_with_sample},

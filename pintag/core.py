@@ -23,7 +23,6 @@ ENV = dict(weights_dir='PINTAG_WEIGHTS_DIR',  # offline Keras weight files, load
            cache='PINTAG_CACHE',              # the embedding cache
            full_data='PINTAG_FULL_DATA',      # the full photo set, for slow cells and benchmarks
            docs_dpi='PINTAG_DOCS_DPI',        # figure dpi of the notebooks' saved outputs
-           widgets_js='PINTAG_WIDGETS_JS',    # a folder with the docs' widget scripts, for offline builds
            token='PINTEREST_ACCESS_TOKEN', api_base='PINTEREST_API_BASE')  # the collector
 
 def setting(name:str, # a key of `ENV`

@@ -4,69 +4,41 @@
 
 # %% ../nbs/10_docs.ipynb #36f35fb8
 from __future__ import annotations
-import os, sys, re, ast, io, json, time, base64, hashlib, tarfile, shutil, tempfile, argparse, html
+import os, sys, re, ast, io, json, time, gzip, base64, hashlib, shutil, tempfile, argparse, html
 import tokenize, configparser
 from pathlib import Path
 import nbformat
-from .core import atomic_write_bytes, cache_dir, setting
+from .core import PACKAGE_DIR, atomic_write_bytes, setting
 from .data import PROJECT_ROOT
 
 # %% auto #0
-__all__ = ['WIDGET_JS', 'NPM_REGISTRY', 'FIGURE_DPI', 'KERNEL_ENV', 'NOISE', 'WIDGET_STATE', 'WIDGET_VIEW', 'README_IMAGES',
-           'IMAGE_TYPES', 'vendor_widget_js', 'kernel_env', 'venv_kernel_manager', 'execute_notebook', 'quiet',
-           'tidy_cell', 'small_png', 'small_image', 'tidy_outputs', 'code_key', 'source_hash', 'nbdev_text',
-           'refresh_notebook', 'notebook_paths', 'stale_notebooks', 'api_entries', 'source_url', 'api_doc_html',
-           'docs_notebook', 'page_title', 'notebook_html', 'build_docs', 'readme_files', 'readme_from_index',
-           'readme_stale', 'write_readme', 'check_docs', 'cli_docs']
+__all__ = ['WIDGET_JS', 'FIGURE_DPI', 'KERNEL_ENV', 'NOISE', 'WIDGET_STATE', 'WIDGET_VIEW', 'README_IMAGES', 'IMAGE_TYPES',
+           'vendor_widget_js', 'kernel_env', 'venv_kernel_manager', 'execute_notebook', 'quiet', 'tidy_cell',
+           'small_png', 'small_image', 'tidy_outputs', 'code_key', 'source_hash', 'nbdev_text', 'refresh_notebook',
+           'notebook_paths', 'stale_notebooks', 'api_entries', 'source_url', 'api_doc_html', 'docs_notebook',
+           'page_title', 'notebook_html', 'build_docs', 'readme_files', 'readme_from_index', 'readme_stale',
+           'write_readme', 'check_docs', 'cli_docs']
 
 # %% ../nbs/10_docs.ipynb #588c1dc3
-WIDGET_JS = {  # what the pages load instead of a CDN: npm package, version, SHA-512 of its tarball, files to take
-    'html-manager': dict(package='@jupyter-widgets/html-manager', version='1.0.15', licence='BSD-3-Clause',
-        integrity='sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==',
-        files={'package/dist/embed-amd.js': 'embed-amd.js'}),
-    'requirejs': dict(package='requirejs', version='2.3.7', licence='MIT',
-        integrity='sha512-DouTG8T1WanGok6Qjg2SXuCMzszOo0eHeH9hDZ5Y4x8Je+9JB38HdTLT4/VA8OaUhBa0JPVHJ0pyBkM1z+pDsw==',
-        files={'package/require.js': 'require.js', 'package/README.md': None}),
+WIDGET_JS = {  # the pages' widget scripts, shipped gzipped in pintag/web: npm package, version, licence, file SHA-256
+    'embed-amd.js': dict(package='@jupyter-widgets/html-manager', version='1.0.15', licence='BSD-3-Clause',
+                         sha256='ca87dff57c70ffb2658794fde0eab0e27e5f5472a1f5df7ab2b08e1039fc4b72'),
+    'require.js': dict(package='requirejs', version='2.3.7', licence='MIT',
+                       sha256='8215b90000b571bd241d28512c83f59855cecc3158db94b79b2d974c9923b5d2'),
 }
-NPM_REGISTRY = 'https://registry.npmjs.org/'
 
-def _npm_tarball(spec:dict)->bytes:
-    "The package's tarball: from the cache, else the npm registry; checked against its pinned SHA-512."
-    name = spec['package'].split('/')[-1]
-    cached = cache_dir()/'web'/f"{name}-{spec['version']}.tgz"
-    want = spec['integrity'].removeprefix('sha512-')
-    check = lambda data: base64.b64encode(hashlib.sha512(data).digest()).decode() == want
-    if cached.exists() and check(data := cached.read_bytes()): return data
-    import requests
-    registry = os.environ.get('npm_config_registry') or os.environ.get('NPM_CONFIG_REGISTRY') or NPM_REGISTRY
-    url = f"{registry.rstrip('/')}/{spec['package']}/-/{name}-{spec['version']}.tgz"
-    try: r = requests.get(url, timeout=120); r.raise_for_status()
-    except Exception as e:
-        raise RuntimeError(f"cannot fetch {spec['package']}@{spec['version']} from {url} ({e}); offline, "
-                           "set PINTAG_WIDGETS_JS to a folder holding embed-amd.js and require.js") from None
-    if not check(r.content): raise RuntimeError(f"{url}: SHA-512 differs from the pinned {spec['integrity']}")
-    atomic_write_bytes(cached, r.content)
-    return r.content
-
-# %% ../nbs/10_docs.ipynb #2014c928
 def vendor_widget_js(static_dir:str|Path, # the site's folder for static files
                     )->dict:
     "Put the widget manager (`embed-amd.js`) and `require.js` into `static_dir` with their licences; name → path."
     static_dir = Path(static_dir); static_dir.mkdir(parents=True, exist_ok=True)
-    local = setting('widgets_js')
     out, notes = {}, ['# Third-party files in this folder', '']
-    for spec in WIDGET_JS.values():
-        wanted = {k: v for k, v in spec['files'].items() if v}
-        if local:
-            for dst in wanted.values():
-                src = Path(local)/dst
-                if not src.is_file(): raise FileNotFoundError(f"PINTAG_WIDGETS_JS={local} has no {dst}")
-                shutil.copyfile(src, static_dir/dst); out[dst] = static_dir/dst
-        else:
-            with tarfile.open(fileobj=io.BytesIO(_npm_tarball(spec)), mode='r:gz') as tar:
-                for src, dst in wanted.items():
-                    atomic_write_bytes(static_dir/dst, tar.extractfile(src).read()); out[dst] = static_dir/dst
-        notes.append(f"- {', '.join(wanted.values())}: npm package `{spec['package']}` {spec['version']}, "
+    for name, spec in WIDGET_JS.items():
+        shipped = PACKAGE_DIR/'web'/f'{name}.gz'
+        data = gzip.decompress(shipped.read_bytes())
+        if hashlib.sha256(data).hexdigest() != spec['sha256']:
+            raise RuntimeError(f"{shipped} is damaged (its SHA-256 is not the pinned one); reinstall pintag")
+        atomic_write_bytes(static_dir/name, data); out[name] = static_dir/name
+        notes.append(f"- {name}: npm package `{spec['package']}` {spec['version']}, "
                      f"licence {spec['licence']} (https://www.npmjs.com/package/{spec['package']})")
     notes += ['', '@jupyter-widgets/html-manager is Copyright (c) Jupyter Development Team, distributed under the '
                   'Modified (3-clause) BSD License.',

@@ -277,7 +277,8 @@ def make_parser()->argparse.ArgumentParser:
     e.add_argument('--data')
     e.add_argument('--split', default='test', choices=('train', 'val', 'test'))
     e.add_argument('--unseen', metavar='DIR', help='also score a differently sourced folder of class folders')
-    e.add_argument('--cv', type=number_arg(int, 1), metavar='K', help='K-fold cross-validation of the head on cached embeddings')
+    e.add_argument('--cv', type=number_arg(int, 1), metavar='K',
+                   help='K-fold cross-validation of the head on cached embeddings')
     e.add_argument('--loso', action='store_true', help='leave-one-source-out accuracy (needs manifest.csv)')
     e.add_argument('--runtime', action='store_true', help='latency and throughput from image files, per engine')
     e.add_argument('--compare', nargs='+', metavar='RUN', default=[], help='other runs for the comparison table')

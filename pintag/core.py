@@ -60,7 +60,6 @@ def number_arg(kind:type=float, # `int` for whole numbers, `float` for finite on
         return value
     return parse
 
-
 # %% ../nbs/00_core.ipynb #3c67d46e
 PACKAGE_DIR = Path(__file__).resolve().parent if '__file__' in globals() else Path.cwd().parent/'pintag'
 

@@ -423,7 +423,6 @@ def fit_linear(X:np.ndarray, y:np.ndarray, # training features and integer label
     k = (coef/sd).T; kernel[:, seen] = k; bias[seen] = icpt - mu @ k
     return kernel, bias
 
-
 # %% ../nbs/06_models.ipynb #47cd13bc
 def fit_linear_head(head:keras.Model, # from `build_head(..., hidden=())`: one softmax layer
                     X_train:np.ndarray, y_train:np.ndarray, # embeddings and integer labels
